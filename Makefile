@@ -1,0 +1,50 @@
+# cairn — the two commands a user needs are `make cluster` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CAIRN := $(VENV)/bin/cairn
+CLUSTER_DIR ?= .cluster
+
+.PHONY: venv system-deps test test-fast lint proto cluster bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The tests drive the real etcd server and etcdctl 3.4 (Debian packages).
+system-deps:
+	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; \
+	  else \
+	    echo "need the Debian packages etcd-server and etcd-client (run as root or install them)"; exit 1; \
+	  fi; \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check server tests benchmarks
+	$(VENV)/bin/ruff format --check server tests benchmarks
+
+test: venv system-deps lint
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow"
+
+proto: venv
+	$(PY) -m cairn.proto.generate
+
+cluster: venv
+	$(CAIRN) dev --dir $(CLUSTER_DIR)
+
+bench: venv system-deps
+	$(CAIRN) bench --against-etcd
+
+clean:
+	rm -rf $(VENV) $(CLUSTER_DIR) build *.egg-info
