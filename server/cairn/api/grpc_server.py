@@ -1,0 +1,118 @@
+"""Builds the client-facing gRPC server from the service descriptors.
+
+Handlers are built from the .proto descriptors rather than the generated add_*_to_server
+helpers, for three reasons: every service etcd has is registered (the ones not built yet answer
+UNIMPLEMENTED with a message that says so), errors are mapped to etcd's status codes in one
+place, and the request size limit answers with the text etcd's gRPC server uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from cairn.errors import EtcdError
+from cairn.proto import rpc_pb2, v3election_pb2, v3lock_pb2
+
+log = logging.getLogger("cairn.api")
+
+# etcd lets a gRPC message be this much larger than --max-request-bytes.
+GRPC_OVERHEAD_BYTES = 512 * 1024
+
+ALL_SERVICES: list[ServiceDescriptor] = [
+    *rpc_pb2.DESCRIPTOR.services_by_name.values(),
+    *v3lock_pb2.DESCRIPTOR.services_by_name.values(),
+    *v3election_pb2.DESCRIPTOR.services_by_name.values(),
+]
+
+
+class _TooLarge:
+    """Stands in for a request whose encoded size exceeds the limit."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def _sized_deserializer(cls: type, limit: int) -> Callable[[bytes], object]:
+    def deserialize(raw: bytes) -> object:
+        if len(raw) > limit:
+            return _TooLarge(len(raw))
+        return cls.FromString(raw)
+
+    return deserialize
+
+
+async def _abort_with(context: grpc.aio.ServicerContext, error: EtcdError) -> None:
+    await context.abort(grpc.StatusCode[error.code], error.message)
+
+
+def _unary(
+    fn: Callable[[Any, Any], Any], limit: int
+) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _TooLarge):
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"grpc: received message larger than max ({request.size} vs. {limit})",
+            )
+        try:
+            return await fn(request, context)
+        except EtcdError as error:
+            await _abort_with(context, error)
+
+    return handle
+
+
+def _unimplemented(service: str, method: str) -> Callable[..., Any]:
+    message = f"cairn does not implement {service}.{method} yet"
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+    return handle
+
+
+def _handler(method: MethodDescriptor, impl: object | None, limit: int) -> grpc.RpcMethodHandler:
+    request_cls = message_factory.GetMessageClass(method.input_type)
+    response_cls = message_factory.GetMessageClass(method.output_type)
+    fn = getattr(impl, method.name, None) if impl is not None else None
+    deserialize = _sized_deserializer(request_cls, limit)
+    serialize = response_cls.SerializeToString
+    streaming = (method.client_streaming, method.server_streaming)
+    if fn is None:
+        fn = _unimplemented(method.containing_service.name, method.name)
+    elif streaming == (False, False):
+        fn = _unary(fn, limit)
+    factory = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[streaming]
+    return factory(fn, request_deserializer=deserialize, response_serializer=serialize)
+
+
+def build_server(implementations: dict[str, object], max_request_bytes: int) -> grpc.aio.Server:
+    """A server with every etcd service; `implementations` maps full service names to objects."""
+    limit = max_request_bytes + GRPC_OVERHEAD_BYTES
+    server = grpc.aio.server(
+        options=[
+            # Let larger messages through to our own check, which answers with etcd's text;
+            # far larger ones are refused by gRPC itself.
+            ("grpc.max_receive_message_length", limit * 2 + 1024 * 1024),
+            ("grpc.max_send_message_length", 2**31 - 1),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    handlers = []
+    for service in ALL_SERVICES:
+        impl = implementations.get(service.full_name)
+        methods = {m.name: _handler(m, impl, limit) for m in service.methods}
+        handlers.append(grpc.method_handlers_generic_handler(service.full_name, methods))
+    server.add_generic_rpc_handlers(handlers)
+    return server

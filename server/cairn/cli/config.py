@@ -1,0 +1,274 @@
+"""etcd's server flags, ETCD_* environment variables and YAML config file, for `cairn serve`.
+
+An operator's etcd knowledge transfers: the same names, defaults and precedence. Flags not
+built yet are accepted only where the issue that builds them says so; unknown flags fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import yaml
+
+from cairn.member.config import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_TXN_OPS,
+    DEFAULT_SNAPSHOT_COUNT,
+    MemberConfig,
+)
+
+log = logging.getLogger("cairn.config")
+
+DEFAULT_NAME = "default"
+DEFAULT_CLIENT_URL = "http://localhost:2379"
+DEFAULT_PEER_URL = "http://localhost:2380"
+DEFAULT_INITIAL_CLUSTER = f"{DEFAULT_NAME}={DEFAULT_PEER_URL}"
+
+
+class ConfigError(Exception):
+    """A configuration an operator must fix; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    kind: type
+    default: object
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "ETCD_" + self.dest.upper()
+
+
+FLAGS: list[Flag] = [
+    Flag("name", str, DEFAULT_NAME, "human-readable name for this member"),
+    Flag("data-dir", str, "", "path to the data directory (default: ${name}.etcd)"),
+    Flag("listen-client-urls", str, DEFAULT_CLIENT_URL, "URLs to listen on for client traffic"),
+    Flag("advertise-client-urls", str, DEFAULT_CLIENT_URL, "client URLs advertised to the cluster"),
+    Flag("listen-peer-urls", str, DEFAULT_PEER_URL, "URLs to listen on for peer traffic"),
+    Flag(
+        "initial-advertise-peer-urls", str, DEFAULT_PEER_URL, "peer URLs advertised to the cluster"
+    ),
+    Flag(
+        "initial-cluster",
+        str,
+        DEFAULT_INITIAL_CLUSTER,
+        "initial cluster configuration: name=url,...",
+    ),
+    Flag("initial-cluster-token", str, "etcd-cluster", "initial cluster token for bootstrap"),
+    Flag("initial-cluster-state", str, "new", "initial cluster state ('new' or 'existing')"),
+    Flag(
+        "max-request-bytes", int, DEFAULT_MAX_REQUEST_BYTES, "maximum client request size in bytes"
+    ),
+    Flag("max-txn-ops", int, DEFAULT_MAX_TXN_OPS, "maximum number of operations in a txn"),
+    Flag(
+        "quota-backend-bytes",
+        int,
+        0,
+        "raise an alarm when the backend exceeds this size (0: 2 GiB; enforcement not built yet)",
+    ),
+    Flag(
+        "snapshot-count",
+        int,
+        DEFAULT_SNAPSHOT_COUNT,
+        "applied entries between snapshots (WAL release)",
+    ),
+    Flag(
+        "heartbeat-interval", int, 100, "time (ms) of a heartbeat interval (used once Raft lands)"
+    ),
+    Flag(
+        "election-timeout",
+        int,
+        1000,
+        "time (ms) for an election to time out (used once Raft lands)",
+    ),
+    Flag("log-level", str, "info", "debug, info, warn, error, panic or fatal"),
+    Flag("logger", str, "zap", "accepted for etcd compatibility; cairn logs plain text lines"),
+    Flag(
+        "log-outputs",
+        str,
+        "default",
+        "'default' or 'stderr' or 'stdout' or file paths, comma-separated",
+    ),
+]
+FLAGS_BY_NAME = {f.name: f for f in FLAGS}
+
+
+@dataclass
+class ServeConfig:
+    """Everything `cairn serve` runs with."""
+
+    member: MemberConfig
+    listen_client_urls: list[str]
+    advertise_client_urls: list[str]
+    listen_peer_urls: list[str]
+    initial_advertise_peer_urls: list[str]
+    log_level: str = "info"
+    log_outputs: list[str] = field(default_factory=lambda: ["default"])
+    heartbeat_interval_ms: int = 100
+    election_timeout_ms: int = 1000
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    for flag in FLAGS:
+        parser.add_argument(
+            f"--{flag.name}", dest=flag.dest, type=flag.kind, default=None, help=flag.help
+        )
+    parser.add_argument(
+        "--config-file", default=None, help="path to an etcd-style YAML config file"
+    )
+
+
+def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> ServeConfig:
+    """Merge config file, flags, environment and defaults the way etcd does.
+
+    With --config-file, the file is the whole configuration (flags and ETCD_* are ignored, as
+    etcd ignores them). Otherwise a flag wins over nothing, an ETCD_* variable fills a flag
+    that was not given, and giving both is an error, as it is in etcd.
+    """
+    values: dict[str, object] = {}
+    config_file = args.config_file or environ.get("ETCD_CONFIG_FILE")
+    if config_file:
+        values = _read_config_file(config_file)
+        log.info(
+            "loaded configuration from %s; command-line flags and ETCD_* are ignored", config_file
+        )
+    else:
+        for flag in FLAGS:
+            given = getattr(args, flag.dest)
+            from_env = environ.get(flag.env)
+            if given is not None and from_env is not None:
+                raise ConfigError(
+                    f"conflicting environment variable {flag.env!r} is shadowed by corresponding "
+                    "command-line flag (either unset environment variable or disable flag)"
+                )
+            if given is not None:
+                values[flag.name] = given
+            elif from_env is not None:
+                values[flag.name] = _convert(flag, from_env, flag.env)
+        known = {f.env for f in FLAGS} | {"ETCD_CONFIG_FILE"}
+        for key in environ:
+            if key.startswith("ETCD_") and key not in known and key != "ETCDCTL_API":
+                log.warning("unrecognized environment variable %s", key)
+    return _build(values)
+
+
+def _convert(flag: Flag, raw: object, where: str) -> object:
+    if flag.kind is int:
+        try:
+            return int(str(raw))
+        except ValueError:
+            raise ConfigError(f"invalid value {raw!r} for {where}: want an integer") from None
+    return str(raw)
+
+
+def _read_config_file(path: str) -> dict[str, object]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must be a YAML mapping of etcd setting names")
+    values: dict[str, object] = {}
+    for key, raw in loaded.items():
+        flag = FLAGS_BY_NAME.get(str(key))
+        if flag is None:
+            log.warning(
+                "config file %s: setting %r is not supported by cairn yet; ignored", path, key
+            )
+            continue
+        values[flag.name] = _convert(flag, raw, f"{key!r} in {path}")
+    return values
+
+
+def _get(values: Mapping[str, object], name: str) -> object:
+    return values.get(name, FLAGS_BY_NAME[name].default)
+
+
+def split_urls(raw: str, flag: str) -> list[str]:
+    urls = [u.strip() for u in raw.split(",") if u.strip()]
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https", "unix", "unixs") or not parts.netloc:
+            raise ConfigError(f"--{flag}: {url!r} is not a URL like http://127.0.0.1:2379")
+    return urls
+
+
+def parse_initial_cluster(raw: str) -> dict[str, list[str]]:
+    """`a=http://h1:2380,a=http://h1b:2380,b=http://h2:2380` → {a: [...], b: [...]}."""
+    members: dict[str, list[str]] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url:
+            raise ConfigError(f"--initial-cluster: {item!r} is not of the form name=peer-url")
+        members.setdefault(name, []).extend(split_urls(url, "initial-cluster"))
+    return members
+
+
+def _build(values: Mapping[str, object]) -> ServeConfig:
+    name = str(_get(values, "name"))
+    data_dir = str(_get(values, "data-dir")) or f"{name}.etcd"
+    advertise_peers = split_urls(
+        str(_get(values, "initial-advertise-peer-urls")), "initial-advertise-peer-urls"
+    )
+    initial_cluster_raw = str(_get(values, "initial-cluster"))
+    if initial_cluster_raw == DEFAULT_INITIAL_CLUSTER and name != DEFAULT_NAME:
+        # etcd's rule: a named member without --initial-cluster forms a cluster of itself.
+        initial_cluster_raw = ",".join(f"{name}={url}" for url in advertise_peers)
+    state = str(_get(values, "initial-cluster-state"))
+    if state not in ("new", "existing"):
+        raise ConfigError(f"--initial-cluster-state: {state!r} must be 'new' or 'existing'")
+    log_level = str(_get(values, "log-level")).lower()
+    if log_level not in ("debug", "info", "warn", "error", "dpanic", "panic", "fatal"):
+        raise ConfigError(f"--log-level: unknown level {log_level!r}")
+    max_request_bytes = int(_get(values, "max-request-bytes"))  # type: ignore[call-overload]
+    if max_request_bytes <= 0:
+        raise ConfigError("--max-request-bytes must be positive")
+    member = MemberConfig(
+        name=name,
+        data_dir=data_dir,
+        initial_cluster=parse_initial_cluster(initial_cluster_raw),
+        initial_cluster_token=str(_get(values, "initial-cluster-token")),
+        initial_cluster_state=state,
+        max_request_bytes=max_request_bytes,
+        max_txn_ops=int(_get(values, "max-txn-ops")),  # type: ignore[call-overload]
+        snapshot_count=int(_get(values, "snapshot-count")),  # type: ignore[call-overload]
+        quota_backend_bytes=int(_get(values, "quota-backend-bytes")),  # type: ignore[call-overload]
+    )
+    return ServeConfig(
+        member=member,
+        listen_client_urls=split_urls(
+            str(_get(values, "listen-client-urls")), "listen-client-urls"
+        ),
+        advertise_client_urls=split_urls(
+            str(_get(values, "advertise-client-urls")), "advertise-client-urls"
+        ),
+        listen_peer_urls=split_urls(str(_get(values, "listen-peer-urls")), "listen-peer-urls"),
+        initial_advertise_peer_urls=advertise_peers,
+        log_level=log_level,
+        log_outputs=[o.strip() for o in str(_get(values, "log-outputs")).split(",") if o.strip()],
+        heartbeat_interval_ms=int(_get(values, "heartbeat-interval")),  # type: ignore[call-overload]
+        election_timeout_ms=int(_get(values, "election-timeout")),  # type: ignore[call-overload]
+    )
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> ServeConfig:
+    """Parse `cairn serve` arguments (used by tests and by the CLI)."""
+    parser = argparse.ArgumentParser(prog="cairn serve")
+    add_flags(parser)
+    return resolve(parser.parse_args(list(argv)), os.environ if environ is None else environ)

@@ -1,0 +1,75 @@
+"""The `cairn` command line: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from cairn.cli import config as serve_config
+from cairn.cli import logs
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cairn.cli import serve
+
+    try:
+        config = serve_config.resolve(args, os.environ)
+    except serve_config.ConfigError as error:
+        logs.setup()
+        print(f"cairn serve: {error}", file=sys.stderr)
+        return 2
+    logs.setup(config.log_level, config.log_outputs)
+    return _run_server(serve.run(config))
+
+
+def _run_server(coro: object) -> int:
+    from cairn.cli.config import ConfigError
+    from cairn.member.member import MemberError
+    from cairn.wal import WALError
+
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except (ConfigError, MemberError, WALError) as error:
+        print(f"cairn serve: {error}", file=sys.stderr)
+        return 1
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from cairn.cli import dev
+
+    return dev.main(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from cairn.cli import bench
+
+    return bench.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cairn", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run a member (etcd's flags and ETCD_* variables)")
+    serve_config.add_flags(serve)
+    serve.set_defaults(func=_serve)
+
+    dev = commands.add_parser("dev", help="run a local cluster for development (make cluster)")
+    dev.add_argument("--dir", default=".cluster", help="where the members keep their data")
+    dev.add_argument("--client-port", type=int, default=2379)
+    dev.add_argument("--peer-port", type=int, default=2380)
+    dev.set_defaults(func=_dev)
+
+    bench = commands.add_parser("bench", help="measure put/range throughput and latency")
+    from cairn.cli import bench as bench_module
+
+    bench_module.add_arguments(bench)
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return int(args.func(args))

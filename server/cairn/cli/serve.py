@@ -1,0 +1,79 @@
+"""`cairn serve`: run one member until SIGTERM or SIGINT, then shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from urllib.parse import urlsplit
+
+from cairn import __version__
+from cairn.api.grpc_server import build_server
+from cairn.api.kv import KVService
+from cairn.cli.config import ConfigError, ServeConfig
+from cairn.member.member import Member
+
+log = logging.getLogger("cairn.serve")
+
+
+def _bind_address(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        raise ConfigError(
+            f"--listen-client-urls: {url}: only http:// is served so far (TLS arrives with the "
+            "security issue)"
+        )
+    if parts.port is None:
+        raise ConfigError(f"--listen-client-urls: {url} has no port")
+    host = parts.hostname or "0.0.0.0"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{parts.port}"
+
+
+async def run(config: ServeConfig) -> int:
+    """Serve until told to stop; returns the process exit code."""
+    log.info("cairn %s starting member %s", __version__, config.member.name)
+    addresses = [_bind_address(url) for url in config.listen_client_urls]
+    member = Member(config.member)
+    member.open()
+    member.start()
+    server = build_server({"etcdserverpb.KV": KVService(member)}, config.member.max_request_bytes)
+    for address in addresses:
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as error:
+            port = 0
+            log.debug("bind %s failed: %s", address, error)
+        if port == 0:
+            await member.stop()
+            raise ConfigError(f"listen tcp {address}: cannot bind (address in use or not local)")
+    await server.start()
+    log.info(
+        "ready to serve client requests on %s (advertised as %s)",
+        ", ".join(config.listen_client_urls),
+        ", ".join(config.advertise_client_urls),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    received: list[str] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda s=sig: (received.append(s.name), stop.set()))
+    watchdog = loop.create_task(_watch_member(member, stop))
+    await stop.wait()
+    watchdog.cancel()
+    if received:
+        log.info("received %s, shutting down", received[0])
+    await server.stop(grace=5)
+    await member.stop()
+    if member.failure is not None:
+        log.critical("stopped after a fatal error: %s", member.failure)
+        return 1
+    log.info("stopped serving; goodbye")
+    return 0
+
+
+async def _watch_member(member: Member, stop: asyncio.Event) -> None:
+    while member.failure is None:
+        await asyncio.sleep(0.2)
+    stop.set()

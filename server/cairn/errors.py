@@ -1,0 +1,77 @@
+"""The errors a client can see, with etcd's gRPC status codes and message strings.
+
+Clients (etcdctl, client-go, aetcd) match on these exact strings, so every layer raises one of
+these instead of inventing its own text; the API layer turns them into gRPC statuses. The code
+is kept as the grpc.StatusCode *name* so that the layers below the API do not import grpc.
+"""
+
+from __future__ import annotations
+
+INVALID_ARGUMENT = "INVALID_ARGUMENT"
+OUT_OF_RANGE = "OUT_OF_RANGE"
+NOT_FOUND = "NOT_FOUND"
+RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+UNAVAILABLE = "UNAVAILABLE"
+
+
+class EtcdError(Exception):
+    """An error a client sees; subclasses fix the status code name and etcd's text."""
+
+    code: str = "UNKNOWN"
+    text: str = ""
+
+    def __init__(self, text: str | None = None) -> None:
+        self.message = text if text is not None else self.text
+        super().__init__(self.message)
+
+
+class ErrEmptyKey(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: key is not provided"
+
+
+class ErrKeyNotFound(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: key not found"
+
+
+class ErrValueProvided(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: value is provided"
+
+
+class ErrLeaseProvided(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: lease is provided"
+
+
+class ErrTooManyOps(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: too many operations in txn request"
+
+
+class ErrDuplicateKey(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"
+
+
+class ErrRequestTooLarge(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: request is too large"
+
+
+class ErrCompacted(EtcdError):
+    code, text = OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted"
+
+
+class ErrFutureRev(EtcdError):
+    code, text = OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision"
+
+
+class ErrLeaseNotFound(EtcdError):
+    code, text = NOT_FOUND, "etcdserver: requested lease not found"
+
+
+class ErrNoSpace(EtcdError):
+    code, text = RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"
+
+
+class ErrStopped(EtcdError):
+    code, text = UNAVAILABLE, "etcdserver: server stopped"
+
+
+class ErrTimeout(EtcdError):
+    code, text = UNAVAILABLE, "etcdserver: request timed out"

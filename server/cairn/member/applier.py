@@ -1,0 +1,327 @@
+"""Request semantics on top of the MVCC store: what Range, Put, DeleteRange, Txn and Compaction
+mean, exactly as etcd's applier defines them.
+
+The same code serves reads (against the store) and the apply of committed log entries (against
+a WriteTxn), so a read inside a txn and a plain read can never disagree. Everything here is
+deterministic: every member applying the same entry to the same state gets the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from cairn.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound
+from cairn.mvcc.revision import Revision
+from cairn.mvcc.store import MVCCStore, RangeResult, TxnChanges, WriteTxn
+from cairn.proto import rpc_pb2 as pb
+from cairn.proto.kv_pb2 import KeyValue
+
+RangeRequest = pb.RangeRequest
+
+
+class ReadView(Protocol):
+    """Either the store (plain reads) or a WriteTxn (reads inside a txn)."""
+
+    def range(
+        self, key: bytes, end: bytes | None, rev: int = 0, limit: int = 0, count_only: bool = False
+    ) -> RangeResult: ...
+
+
+def store_range_end(range_end: bytes) -> bytes | None:
+    """The wire's range_end to the store's: absent = one key, "\\0" = no upper bound."""
+    if not range_end:
+        return None
+    if range_end == b"\x00":
+        return b""
+    return range_end
+
+
+_SORT_KEYS: dict[int, Callable[[KeyValue], object]] = {
+    RangeRequest.KEY: lambda kv: kv.key,
+    RangeRequest.VERSION: lambda kv: kv.version,
+    RangeRequest.CREATE: lambda kv: kv.create_revision,
+    RangeRequest.MOD: lambda kv: kv.mod_revision,
+    RangeRequest.VALUE: lambda kv: kv.value,
+}
+
+
+def _keep(kv: KeyValue, r: pb.RangeRequest) -> bool:
+    """The min/max revision filters; a zero bound is no bound."""
+    return not (
+        (r.max_mod_revision and kv.mod_revision > r.max_mod_revision)
+        or (r.min_mod_revision and kv.mod_revision < r.min_mod_revision)
+        or (r.max_create_revision and kv.create_revision > r.max_create_revision)
+        or (r.min_create_revision and kv.create_revision < r.min_create_revision)
+    )
+
+
+def do_range(view: ReadView, r: pb.RangeRequest) -> pb.RangeResponse:
+    """Serve a RangeRequest from a view.
+
+    Sorting (other than by key, which is the store's order) and the revision filters need
+    every match before the limit applies; otherwise one extra key is fetched to learn `more`.
+    """
+    filtered = bool(
+        r.min_mod_revision or r.max_mod_revision or r.min_create_revision or r.max_create_revision
+    )
+    order = r.sort_order
+    if order == RangeRequest.NONE and r.sort_target != RangeRequest.KEY:
+        order = RangeRequest.ASCEND
+    fetch_all = filtered or r.sort_order != RangeRequest.NONE
+    fetch_limit = 0 if fetch_all or r.limit <= 0 else r.limit + 1
+    result = view.range(
+        r.key, store_range_end(r.range_end), r.revision, fetch_limit, count_only=r.count_only
+    )
+    kvs = result.kvs
+    if filtered:
+        kvs = [kv for kv in kvs if _keep(kv, r)]
+    if order != RangeRequest.NONE and not (
+        order == RangeRequest.ASCEND and r.sort_target == RangeRequest.KEY
+    ):
+        # Stable, so equal sort values keep key order in both directions.
+        kvs = sorted(kvs, key=_SORT_KEYS[r.sort_target], reverse=order == RangeRequest.DESCEND)
+    more = False
+    if r.limit > 0 and len(kvs) > r.limit:
+        kvs = kvs[: r.limit]
+        more = True
+    if r.keys_only:
+        for kv in kvs:
+            kv.ClearField("value")
+    response = pb.RangeResponse(kvs=kvs, more=more, count=result.count)
+    response.header.revision = result.rev
+    return response
+
+
+class Leases(Protocol):
+    """What the applier needs of the lease store (which arrives with the lease issue)."""
+
+    def exists(self, lease_id: int) -> bool: ...
+
+
+class NoLeases:
+    """No lease can be granted yet, so every lease ID is unknown."""
+
+    def exists(self, lease_id: int) -> bool:
+        return False
+
+
+@dataclass(slots=True)
+class Applied:
+    """The response to a committed request, and what it changed."""
+
+    response: object
+    changes: TxnChanges | None = None
+    compaction: tuple[int, list[Revision]] | None = None
+
+
+class Applier:
+    """Applies committed requests to the store."""
+
+    def __init__(self, store: MVCCStore, leases: Leases | None = None) -> None:
+        self.store = store
+        self.leases: Leases = leases or NoLeases()
+
+    # ---- reads -----------------------------------------------------------------------
+
+    def range(self, r: pb.RangeRequest) -> pb.RangeResponse:
+        return do_range(self.store, r)
+
+    def readonly_txn(self, r: pb.TxnRequest) -> pb.TxnResponse:
+        """A txn with no writes anywhere in it: served like a read, without the log."""
+        path = self._compare_path(self.store, r)
+        self._check_ranges(r, path)
+        response = pb.TxnResponse()
+        self._run_txn(self.store, r, path, response)
+        response.header.revision = self.store.current_rev
+        return response
+
+    # ---- writes ----------------------------------------------------------------------
+
+    def put(self, r: pb.PutRequest) -> Applied:
+        if r.lease and not self.leases.exists(r.lease):
+            raise ErrLeaseNotFound()
+        txn = self.store.write()
+        response = self._put(txn, r)
+        return Applied(response, txn.end())
+
+    def delete_range(self, r: pb.DeleteRangeRequest) -> Applied:
+        txn = self.store.write()
+        response = self._delete_range(txn, r)
+        return Applied(response, txn.end())
+
+    def txn(self, r: pb.TxnRequest) -> Applied:
+        path = self._compare_path(self.store, r)
+        if is_write_txn(r):
+            self._check_puts(self.store, r, path)
+        self._check_ranges(r, path)
+        txn = self.store.write()
+        response = pb.TxnResponse()
+        self._run_txn(txn, r, path, response)
+        changes = txn.end()
+        response.header.revision = txn.rev
+        return Applied(response, changes)
+
+    def compaction(self, r: pb.CompactionRequest) -> Applied:
+        obsolete = self.store.compact(r.revision)
+        response = pb.CompactionResponse()
+        response.header.revision = self.store.current_rev
+        return Applied(response, compaction=(r.revision, obsolete))
+
+    # ---- the pieces ------------------------------------------------------------------
+
+    def _put(self, txn: WriteTxn, r: pb.PutRequest) -> pb.PutResponse:
+        previous: KeyValue | None = None
+        if r.prev_kv or r.ignore_value or r.ignore_lease:
+            found = txn.range(r.key, None).kvs
+            previous = found[0] if found else None
+        if (r.ignore_value or r.ignore_lease) and previous is None:
+            raise ErrKeyNotFound()
+        value = previous.value if r.ignore_value and previous is not None else r.value
+        lease = previous.lease if r.ignore_lease and previous is not None else r.lease
+        txn.put(r.key, value, lease)
+        response = pb.PutResponse()
+        response.header.revision = txn.rev
+        if r.prev_kv and previous is not None:
+            response.prev_kv.CopyFrom(previous)
+        return response
+
+    def _delete_range(self, txn: WriteTxn, r: pb.DeleteRangeRequest) -> pb.DeleteRangeResponse:
+        end = store_range_end(r.range_end)
+        response = pb.DeleteRangeResponse()
+        if r.prev_kv:
+            response.prev_kvs.extend(txn.range(r.key, end).kvs)
+        response.deleted = txn.delete_range(r.key, end)
+        response.header.revision = txn.rev
+        return response
+
+    def _compare_path(self, view: ReadView, r: pb.TxnRequest) -> list[bool]:
+        """Which branch every txn on the executed path takes, depth first.
+
+        All compares, nested ones included, see the state before the txn runs.
+        """
+        succeeded = all(compare_holds(view, c) for c in r.compare)
+        path = [succeeded]
+        for op in r.success if succeeded else r.failure:
+            if op.WhichOneof("request") == "request_txn":
+                path.extend(self._compare_path(view, op.request_txn))
+        return path
+
+    def _walk(
+        self, r: pb.TxnRequest, path: list[bool], visit: Callable[[pb.RequestOp], None]
+    ) -> int:
+        """Visit every op on the executed path; returns how many path entries were used."""
+        used = 1
+        for op in r.success if path[0] else r.failure:
+            if op.WhichOneof("request") == "request_txn":
+                used += self._walk(op.request_txn, path[used:], visit)
+            else:
+                visit(op)
+        return used
+
+    def _check_puts(self, view: ReadView, r: pb.TxnRequest, path: list[bool]) -> None:
+        def check(op: pb.RequestOp) -> None:
+            if op.WhichOneof("request") != "request_put":
+                return
+            put = op.request_put
+            if (put.ignore_value or put.ignore_lease) and not view.range(put.key, None).kvs:
+                raise ErrKeyNotFound()
+            if put.lease and not self.leases.exists(put.lease):
+                raise ErrLeaseNotFound()
+
+        self._walk(r, path, check)
+
+    def _check_ranges(self, r: pb.TxnRequest, path: list[bool]) -> None:
+        current, compacted = self.store.current_rev, self.store.compact_rev
+
+        def check(op: pb.RequestOp) -> None:
+            if op.WhichOneof("request") != "request_range":
+                return
+            rev = op.request_range.revision
+            if rev == 0:
+                return
+            if rev > current:
+                raise ErrFutureRev()
+            if rev < compacted:
+                raise ErrCompacted()
+
+        self._walk(r, path, check)
+
+    def _run_txn(
+        self, view: ReadView, r: pb.TxnRequest, path: list[bool], response: pb.TxnResponse
+    ) -> int:
+        """Execute the chosen branch into `response`; returns how many path entries it used."""
+        response.succeeded = path[0]
+        used = 1
+        for op in r.success if path[0] else r.failure:
+            kind = op.WhichOneof("request")
+            out = response.responses.add()
+            if kind == "request_range":
+                out.response_range.CopyFrom(do_range(view, op.request_range))
+            elif kind == "request_put":
+                assert isinstance(view, WriteTxn)
+                out.response_put.CopyFrom(self._put(view, op.request_put))
+            elif kind == "request_delete_range":
+                assert isinstance(view, WriteTxn)
+                out.response_delete_range.CopyFrom(
+                    self._delete_range(view, op.request_delete_range)
+                )
+            elif kind == "request_txn":
+                nested = out.response_txn
+                nested.header.SetInParent()
+                used += self._run_txn(view, op.request_txn, path[used:], nested)
+        return used
+
+
+def is_write_txn(r: pb.TxnRequest) -> bool:
+    """Whether any branch at any depth writes; read-only txns skip the log."""
+    return any(_op_writes(op) for op in (*r.success, *r.failure))
+
+
+def _op_writes(op: pb.RequestOp) -> bool:
+    kind = op.WhichOneof("request")
+    if kind == "request_txn":
+        return is_write_txn(op.request_txn)
+    return kind in ("request_put", "request_delete_range")
+
+
+def compare_holds(view: ReadView, c: pb.Compare) -> bool:
+    """A compare over a key or range holds when every key in it satisfies it.
+
+    A missing key (or an empty range) compares as a zero KeyValue, except on VALUE, which fails.
+    """
+    kvs: Sequence[KeyValue] = view.range(c.key, store_range_end(c.range_end)).kvs
+    if not kvs:
+        if c.target == pb.Compare.VALUE:
+            return False
+        kvs = [KeyValue()]
+    return all(_compare_one(kv, c) for kv in kvs)
+
+
+def _compare_one(kv: KeyValue, c: pb.Compare) -> bool:
+    target = c.target
+    ours: object
+    theirs: object
+    if target == pb.Compare.VALUE:
+        ours, theirs = kv.value, c.value
+    elif target == pb.Compare.VERSION:
+        ours, theirs = kv.version, c.version
+    elif target == pb.Compare.CREATE:
+        ours, theirs = kv.create_revision, c.create_revision
+    elif target == pb.Compare.MOD:
+        ours, theirs = kv.mod_revision, c.mod_revision
+    elif target == pb.Compare.LEASE:
+        ours, theirs = kv.lease, c.lease
+    else:
+        return False
+    result = c.result
+    if result == pb.Compare.EQUAL:
+        return ours == theirs
+    if result == pb.Compare.NOT_EQUAL:
+        return ours != theirs
+    if result == pb.Compare.GREATER:
+        return ours > theirs  # type: ignore[operator]
+    if result == pb.Compare.LESS:
+        return ours < theirs  # type: ignore[operator]
+    return False

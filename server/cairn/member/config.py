@@ -1,0 +1,41 @@
+"""What a member needs to know to run; the CLI builds it from etcd's flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
+DEFAULT_MAX_TXN_OPS = 128
+DEFAULT_SNAPSHOT_COUNT = 100_000
+DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024**3
+
+
+@dataclass
+class MemberConfig:
+    """Settings of one member (flag names in comments are etcd's)."""
+
+    name: str = "default"  # --name
+    data_dir: str = "default.etcd"  # --data-dir
+    initial_cluster: dict[str, list[str]] = field(
+        default_factory=lambda: {"default": ["http://localhost:2380"]}
+    )  # --initial-cluster
+    initial_cluster_token: str = "etcd-cluster"  # --initial-cluster-token
+    initial_cluster_state: str = "new"  # --initial-cluster-state
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # --max-request-bytes
+    max_txn_ops: int = DEFAULT_MAX_TXN_OPS  # --max-txn-ops
+    snapshot_count: int = DEFAULT_SNAPSHOT_COUNT  # --snapshot-count
+    quota_backend_bytes: int = 0  # --quota-backend-bytes (0: the 2 GiB default)
+    wal_segment_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def member_dir(self) -> str:
+        return os.path.join(self.data_dir, "member")
+
+    @property
+    def wal_dir(self) -> str:
+        return os.path.join(self.member_dir, "wal")
+
+    @property
+    def db_dir(self) -> str:
+        return os.path.join(self.member_dir, "db")

@@ -1,0 +1,77 @@
+"""LevelDB (plyvel) as cairn's backend: one database, one key prefix per kind of state.
+
+Writes are never synced here: the WAL is the durability point, and the applied index stored in
+the same WriteBatch as the changes tells the member where WAL replay must resume. The one
+exception is `sync_barrier()`, used before WAL segments are released.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Sequence
+
+import plyvel
+
+HISTORY = b"r"  # revision -> record (kind byte + mvccpb.KeyValue)
+META = b"m"  # name -> value
+
+_U64 = struct.Struct(">Q")
+_I64 = struct.Struct(">q")
+
+
+def meta_key(name: str) -> bytes:
+    return META + name.encode()
+
+
+class Backend:
+    """The LevelDB handle plus the few access patterns the store needs."""
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+        self.path = path
+        self.db = plyvel.DB(path, create_if_missing=True)
+
+    def close(self) -> None:
+        if not self.db.closed:
+            self.db.close()
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.db.get(key)
+
+    def get_int(self, name: str, default: int = 0) -> int:
+        raw = self.db.get(meta_key(name))
+        return default if raw is None else _I64.unpack(raw)[0]
+
+    def get_bytes(self, name: str) -> bytes | None:
+        return self.db.get(meta_key(name))
+
+    @staticmethod
+    def encode_int(value: int) -> bytes:
+        return _I64.pack(value)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key without prefix, value) under `prefix`, in key order."""
+        n = len(prefix)
+        for key, value in self.db.iterator(prefix=prefix):
+            yield key[n:], value
+
+    def write_batch(
+        self, puts: dict[bytes, bytes], deletes: Sequence[bytes] = (), sync: bool = False
+    ) -> None:
+        with self.db.write_batch(sync=sync) as batch:
+            for key in deletes:
+                batch.delete(key)
+            for key, value in puts.items():
+                batch.put(key, value)
+
+    def sync_barrier(self) -> None:
+        """Make every earlier unsynced write durable (a synced write flushes LevelDB's log)."""
+        self.db.put(meta_key("sync_barrier"), b"", sync=True)
+
+    def size_on_disk(self) -> int:
+        total = 0
+        for entry in os.scandir(self.path):
+            if entry.is_file():
+                total += entry.stat().st_size
+        return total

@@ -1,0 +1,233 @@
+"""The MVCC store: every change is a new revision; reads may ask for any uncompacted revision.
+
+History records live in LevelDB under the HISTORY prefix keyed by revision; the in-memory
+KeyIndex maps keys to the revisions that touched them. Writes go through a WriteTxn, which
+changes the index at once (so later operations of the same txn see earlier ones, as etcd's do)
+and stages the records in memory; `flush()` then writes everything staged since the last flush,
+with the applied index, as one LevelDB WriteBatch. The member flushes once per group of
+committed entries, so a crash leaves LevelDB at a group boundary and WAL replay resumes from
+the recorded applied index.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from cairn.errors import ErrCompacted, ErrFutureRev
+from cairn.mvcc.backend import HISTORY, Backend, meta_key
+from cairn.mvcc.keyindex import KeyIndex
+from cairn.mvcc.revision import Revision
+from cairn.proto.kv_pb2 import Event, KeyValue
+
+log = logging.getLogger("cairn.mvcc")
+
+RECORD_PUT = b"p"
+RECORD_TOMBSTONE = b"t"
+
+# Meta names written by the store.
+META_CURRENT_REV = "current_rev"
+META_APPLIED_INDEX = "applied_index"
+META_SCHEDULED_COMPACT = "scheduled_compact_rev"
+META_FINISHED_COMPACT = "finished_compact_rev"
+
+
+@dataclass(slots=True)
+class RangeResult:
+    """Values found (after limit), how many keys matched in all, and the store revision."""
+
+    kvs: list[KeyValue]
+    count: int
+    rev: int
+
+
+@dataclass(slots=True)
+class TxnChanges:
+    """What one WriteTxn did, in order: the events a watcher of this revision will see."""
+
+    rev: int
+    events: list[Event] = field(default_factory=list)
+
+
+class MVCCStore:
+    """Revisioned key-value state on a Backend."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.index = KeyIndex()
+        self.current_rev = 1
+        self.compact_rev = -1
+        self.applied_index = 0
+        self._staged: dict[bytes, bytes] = {}
+        self._staged_meta: dict[str, int] = {}
+        self._restore()
+
+    # ---- start-up ----------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        """Rebuild the key index from history and finish a compaction a crash interrupted."""
+        last_rev = 1
+        records = 0
+        for raw_rev, record in self.backend.scan(HISTORY):
+            rev = Revision.from_bytes(raw_rev)
+            kv = KeyValue.FromString(record[1:])
+            tombstone = record[:1] == RECORD_TOMBSTONE
+            self.index.restore(kv.key, rev, tombstone, kv.create_revision, kv.version)
+            last_rev = rev.main
+            records += 1
+        self.current_rev = max(last_rev, self.backend.get_int(META_CURRENT_REV, 1))
+        self.applied_index = self.backend.get_int(META_APPLIED_INDEX, 0)
+        scheduled = self.backend.get_int(META_SCHEDULED_COMPACT, -1)
+        finished = self.backend.get_int(META_FINISHED_COMPACT, -1)
+        if scheduled > finished:
+            log.info("finishing an interrupted compaction at revision %d", scheduled)
+            self.delete_history(self.index.compact(scheduled))
+            self.finish_compaction(scheduled)
+        self.compact_rev = max(scheduled, finished)
+        log.debug(
+            "restored %d history records, %d keys, revision %d, compacted %d, applied index %d",
+            records,
+            len(self.index),
+            self.current_rev,
+            self.compact_rev,
+            self.applied_index,
+        )
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def range(
+        self,
+        key: bytes,
+        end: bytes | None,
+        rev: int = 0,
+        limit: int = 0,
+        count_only: bool = False,
+    ) -> RangeResult:
+        """Keys in [key, end) as of `rev` (0: the current revision); see KeyIndex.keys_in."""
+        return self._range(key, end, rev, limit, count_only, self.current_rev)
+
+    def _range(
+        self, key: bytes, end: bytes | None, rev: int, limit: int, count_only: bool, cur_rev: int
+    ) -> RangeResult:
+        if rev > cur_rev:
+            raise ErrFutureRev()
+        if rev <= 0:
+            rev = cur_rev
+        if rev < self.compact_rev:
+            raise ErrCompacted()
+        found = list(self.index.revisions(key, end, rev))
+        if count_only:
+            return RangeResult([], len(found), cur_rev)
+        wanted = found if limit <= 0 else found[:limit]
+        return RangeResult([self._load(r) for _, r in wanted], len(found), cur_rev)
+
+    def _load(self, rev: Revision) -> KeyValue:
+        raw_rev = rev.to_bytes()
+        record = self._staged.get(raw_rev)
+        if record is None:
+            record = self.backend.get(HISTORY + raw_rev)
+            if record is None:
+                raise RuntimeError(f"history record for revision {rev} is missing from the backend")
+        return KeyValue.FromString(record[1:])
+
+    # ---- writes ------------------------------------------------------------------------
+
+    def write(self) -> WriteTxn:
+        """Start a write transaction: all its changes share one main revision."""
+        return WriteTxn(self)
+
+    def _stage(self, rev: Revision, record: bytes) -> None:
+        self._staged[rev.to_bytes()] = record
+
+    def flush(self, applied_index: int) -> None:
+        """Write everything staged, plus the applied index, as one LevelDB batch."""
+        puts = {HISTORY + raw_rev: record for raw_rev, record in self._staged.items()}
+        self._staged_meta[META_CURRENT_REV] = self.current_rev
+        self._staged_meta[META_APPLIED_INDEX] = applied_index
+        for name, value in self._staged_meta.items():
+            puts[meta_key(name)] = Backend.encode_int(value)
+        self.backend.write_batch(puts)
+        self._staged.clear()
+        self._staged_meta.clear()
+        self.applied_index = applied_index
+
+    # ---- compaction --------------------------------------------------------------------
+
+    def compact(self, rev: int) -> list[Revision]:
+        """Drop history below `rev` from the index; returns the records to delete later.
+
+        The deletion itself must wait until the current group is flushed (a record being
+        dropped may still be staged), so the caller passes the result to delete_history().
+        """
+        if rev <= self.compact_rev:
+            raise ErrCompacted()
+        if rev > self.current_rev:
+            raise ErrFutureRev()
+        obsolete = self.index.compact(rev)
+        self.compact_rev = rev
+        self._staged_meta[META_SCHEDULED_COMPACT] = rev
+        return obsolete
+
+    def delete_history(self, revs: list[Revision]) -> None:
+        """Physically remove history records (one batch; callers chunk large lists)."""
+        if revs:
+            self.backend.write_batch({}, [HISTORY + r.to_bytes() for r in revs])
+
+    def finish_compaction(self, rev: int) -> None:
+        self.backend.write_batch({meta_key(META_FINISHED_COMPACT): Backend.encode_int(rev)})
+
+
+class WriteTxn:
+    """One write request or txn; every change in it gets main revision begin_rev + 1."""
+
+    def __init__(self, store: MVCCStore) -> None:
+        self._store = store
+        self.begin_rev = store.current_rev
+        self.changes = TxnChanges(store.current_rev + 1)
+
+    @property
+    def rev(self) -> int:
+        """The revision this txn's reads see: its own changes count once there are any."""
+        return self.begin_rev + 1 if self.changes.events else self.begin_rev
+
+    def range(
+        self,
+        key: bytes,
+        end: bytes | None,
+        rev: int = 0,
+        limit: int = 0,
+        count_only: bool = False,
+    ) -> RangeResult:
+        return self._store._range(key, end, rev, limit, count_only, self.rev)
+
+    def put(self, key: bytes, value: bytes, lease: int) -> KeyValue:
+        rev = Revision(self.begin_rev + 1, len(self.changes.events))
+        created, version = self._store.index.put(key, rev)
+        kv = KeyValue(
+            key=key,
+            value=value,
+            create_revision=created.main,
+            mod_revision=rev.main,
+            version=version,
+            lease=lease,
+        )
+        self._store._stage(rev, RECORD_PUT + kv.SerializeToString())
+        self.changes.events.append(Event(type=Event.PUT, kv=kv))
+        return kv
+
+    def delete_range(self, key: bytes, end: bytes | None) -> int:
+        """Tombstone every live key in range; returns how many."""
+        doomed = [k for k, _ in self._store.index.revisions(key, end, self.rev)]
+        for k in doomed:
+            rev = Revision(self.begin_rev + 1, len(self.changes.events))
+            self._store.index.tombstone(k, rev)
+            marker = KeyValue(key=k, mod_revision=rev.main)
+            self._store._stage(rev, RECORD_TOMBSTONE + marker.SerializeToString())
+            self.changes.events.append(Event(type=Event.DELETE, kv=marker))
+        return len(doomed)
+
+    def end(self) -> TxnChanges:
+        """Make the txn's revision the store's current one (if it changed anything)."""
+        if self.changes.events:
+            self._store.current_rev = self.begin_rev + 1
+        return self.changes
