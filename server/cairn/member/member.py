@@ -290,7 +290,7 @@ class Member:
         """Make the applied state durable on its own, so older WAL segments can go."""
         self.backend.sync_barrier()
         self._wal.save_snapshot(SnapshotMarker(index=index, term=self.term))
-        self._wal.release_before(index)
+        self._wal.release_before(index + 1)
         self._since_snapshot = 0
         log.info("snapshot at index %d: state synced, older WAL segments released", index)
 

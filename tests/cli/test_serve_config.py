@@ -1,0 +1,90 @@
+"""`cairn serve` reads etcd's flags, ETCD_* variables and YAML config files like etcd does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cairn.cli.config import ConfigError, parse
+
+
+def test_defaults_are_etcds() -> None:
+    config = parse([], environ={})
+    assert config.member.name == "default"
+    assert config.member.data_dir == "default.etcd"
+    assert config.listen_client_urls == ["http://localhost:2379"]
+    assert config.member.initial_cluster == {"default": ["http://localhost:2380"]}
+    assert config.member.initial_cluster_token == "etcd-cluster"
+    assert config.member.max_request_bytes == 1536 * 1024
+    assert config.member.max_txn_ops == 128
+
+
+def test_data_dir_defaults_to_name_dot_etcd() -> None:
+    assert parse(["--name", "m7"], environ={}).member.data_dir == "m7.etcd"
+
+
+def test_named_member_without_initial_cluster_forms_a_cluster_of_itself() -> None:
+    config = parse(
+        ["--name", "m1", "--initial-advertise-peer-urls", "http://127.0.0.1:9380"], environ={}
+    )
+    assert config.member.initial_cluster == {"m1": ["http://127.0.0.1:9380"]}
+
+
+def test_flags_accept_equals_form() -> None:
+    config = parse(["--name=m2", "--max-request-bytes=4096"], environ={})
+    assert (config.member.name, config.member.max_request_bytes) == ("m2", 4096)
+
+
+def test_environment_variable_fills_a_flag_not_given() -> None:
+    config = parse([], environ={"ETCD_NAME": "from-env", "ETCD_MAX_TXN_OPS": "64"})
+    assert config.member.name == "from-env"
+    assert config.member.max_txn_ops == 64
+
+
+def test_flag_and_environment_variable_together_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="conflicting environment variable 'ETCD_NAME'"):
+        parse(["--name", "a"], environ={"ETCD_NAME": "b"})
+
+
+def test_config_file_in_etcd_yaml_form(tmp_path: Path) -> None:
+    path = tmp_path / "etcd.yml"
+    path.write_text(
+        "name: yaml-member\n"
+        "data-dir: /var/lib/cairn\n"
+        "listen-client-urls: http://127.0.0.1:3379,http://127.0.0.2:3379\n"
+        "initial-cluster: yaml-member=http://127.0.0.1:3380\n"
+        "max-request-bytes: 2048\n"
+    )
+    config = parse(["--config-file", str(path), "--name", "ignored"], environ={})
+    assert config.member.name == "yaml-member"
+    assert config.member.data_dir == "/var/lib/cairn"
+    assert config.listen_client_urls == ["http://127.0.0.1:3379", "http://127.0.0.2:3379"]
+    assert config.member.max_request_bytes == 2048
+
+
+def test_config_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        parse(["--config-file", str(path)], environ={})
+
+
+def test_malformed_initial_cluster_is_refused() -> None:
+    with pytest.raises(ConfigError, match="name=peer-url"):
+        parse(["--initial-cluster", "m1"], environ={})
+
+
+def test_non_url_listen_address_is_refused() -> None:
+    with pytest.raises(ConfigError, match="listen-client-urls"):
+        parse(["--listen-client-urls", "127.0.0.1:2379"], environ={})
+
+
+def test_unknown_initial_cluster_state_is_refused() -> None:
+    with pytest.raises(ConfigError, match="initial-cluster-state"):
+        parse(["--initial-cluster-state", "maybe"], environ={})
+
+
+def test_non_integer_environment_value_is_refused() -> None:
+    with pytest.raises(ConfigError, match="ETCD_MAX_REQUEST_BYTES"):
+        parse([], environ={"ETCD_MAX_REQUEST_BYTES": "lots"})
