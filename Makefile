@@ -28,8 +28,8 @@ system-deps:
 	fi
 
 lint: venv
-	$(VENV)/bin/ruff check server tests benchmarks
-	$(VENV)/bin/ruff format --check server tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: venv system-deps lint
 	$(PY) -m pytest
