@@ -61,6 +61,17 @@ def _lock_directory(directory: Path) -> int:
     return fd
 
 
+def _make_dirs(path: Path) -> None:
+    """Create `path` and missing parents, fsyncing each parent so the new entries survive."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir()
+        fsync_dir(directory.parent)
+
+
 def _open_for_append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
 
@@ -118,9 +129,7 @@ class WAL:
         cluster identity so that a data directory can never be replayed into the wrong member.
         """
         path = Path(directory)
-        if not path.is_dir():
-            path.mkdir(parents=True)
-            fsync_dir(path.parent)
+        _make_dirs(path)
         lock_fd = _lock_directory(path)
         try:
             if list_segments(path):
