@@ -1,0 +1,1 @@
+"""Differential tests: the same etcdctl commands against real etcd and against cairn."""

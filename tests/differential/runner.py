@@ -1,0 +1,226 @@
+"""Run a scenario (an ordered list of etcdctl invocations) on two servers and compare.
+
+Each step runs on the reference (always the real etcd) and on the target (cairn, or a second
+etcd when CAIRN_DIFF_TARGET=etcd) at the same time; after masking, exit code, stdout and
+stderr must be equal. A step may capture a value from its stdout (a lease id, which etcd
+picks at random) under a name; later steps use it as `{{name}}` in args or stdin, and every
+output of that side shows it as `<name>`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from tests.support.etcdctl import Arg, CtlResult, OutputMasker, run_etcdctl
+from tests.support.servers import ServerKind, ServerProcess
+
+TARGET_ENV = "CAIRN_DIFF_TARGET"
+_VAR = re.compile(r"\{\{([a-z_][a-z0-9_]*)\}\}")
+
+
+def target_kind() -> ServerKind:
+    """Which server plays "cairn": CAIRN_DIFF_TARGET=etcd runs etcd against etcd."""
+    value = os.environ.get(TARGET_ENV, "cairn").strip().lower() or "cairn"
+    if value not in ("cairn", "etcd"):
+        raise ValueError(f"{TARGET_ENV} must be 'cairn' or 'etcd', not {value!r}")
+    return "etcd" if value == "etcd" else "cairn"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One etcdctl invocation. `capture` maps a variable name to a regex with one group."""
+
+    args: tuple[Arg, ...]
+    stdin: str | bytes | None = None
+    capture: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        shown = " ".join(shlex.quote(_printable(a)) for a in self.args)
+        text = f"etcdctl {shown}"
+        if self.stdin is not None:
+            data = self.stdin if isinstance(self.stdin, str) else self.stdin.decode("latin-1")
+            preview = _printable(data if len(data) <= 200 else data[:200] + "...")
+            preview = preview.replace("\n", "\\n")
+            text += f"  <<< stdin ({len(data)} chars): {preview}"
+        return text
+
+
+def ctl(
+    *args: Arg, stdin: str | bytes | None = None, capture: dict[str, str] | None = None
+) -> Step:
+    """Build a step: `ctl("get", "k", "-w", "json")`."""
+    return Step(tuple(args), stdin, tuple((capture or {}).items()))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named, ordered list of steps, run on a fresh pair of servers started with server_args."""
+
+    name: str
+    steps: tuple[Step, ...]
+    server_args: tuple[str, ...] = ()
+
+
+def scenario(name: str, *steps: Step | Iterable[Step], server_args: Sequence[str] = ()) -> Scenario:
+    """Build a scenario; iterables of steps (e.g. from a helper) are flattened in order."""
+    flat: list[Step] = []
+    for item in steps:
+        if isinstance(item, Step):
+            flat.append(item)
+        else:
+            flat.extend(item)
+    return Scenario(name, tuple(flat), tuple(server_args))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A step's result on one side, after masking."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def _key(self) -> tuple[int, str, str]:
+        return (self.returncode, self.stdout, self.stderr)
+
+
+@dataclass
+class Side:
+    """One server taking part in a scenario, with its masker and captured variables."""
+
+    label: str
+    server: ServerProcess
+    masker: OutputMasker = field(default_factory=OutputMasker)
+    variables: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.masker.add_replacement(self.server.client_url, "<endpoint>")
+        self.masker.add_replacement(f"127.0.0.1:{self.server.client_port}", "<endpoint>")
+
+    def substitute(self, text: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.variables:
+                raise KeyError(f"step uses {{{{{name}}}}} before a step captured it")
+            return self.variables[name]
+
+        return _VAR.sub(value, text)
+
+    def run(self, step: Step) -> Outcome:
+        args = [self.substitute(a) if isinstance(a, str) else a for a in step.args]
+        stdin = self.substitute(step.stdin) if isinstance(step.stdin, str) else step.stdin
+        result: CtlResult = run_etcdctl(self.server.client_url, args, stdin=stdin)
+        for name, pattern in step.capture:
+            found = re.search(pattern, result.stdout)
+            if found is None:
+                raise AssertionError(
+                    f"[{self.label}] could not capture {name} with {pattern!r} from "
+                    f"{step.describe()}\nstdout: {result.stdout!r}\nstderr: {result.stderr!r}"
+                )
+            captured = found.group(1)
+            self.variables[name] = captured
+            self.masker.add_replacement(captured, f"<{name}>")
+            if re.fullmatch(r"[0-9a-f]+", captured):
+                # Lease ids are printed in hex by the simple format, in decimal by json/fields.
+                self.masker.add_replacement(str(int(captured, 16)), f"<{name}>")
+        return Outcome(
+            result.returncode,
+            self.masker.mask_stdout(result.stdout),
+            self.masker.mask_stderr(result.stderr),
+        )
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    index: int
+    step: Step
+    reference: Outcome
+    target: Outcome
+
+
+def run_scenario(scenario: Scenario, reference: Side, target: Side) -> list[Mismatch]:
+    """Run every step on both sides (concurrently per step); return the steps that differ."""
+    mismatches: list[Mismatch] = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for index, step in enumerate(scenario.steps, start=1):
+            ref_future = pool.submit(reference.run, step)
+            tgt_future = pool.submit(target.run, step)
+            ref, tgt = ref_future.result(), tgt_future.result()
+            if ref != tgt:
+                mismatches.append(Mismatch(index, step, ref, tgt))
+    return mismatches
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+_MAX_DIFF_LINES = 40
+_MAX_LINE = 240
+
+
+def _printable(text: str | bytes) -> str:
+    """Escape control characters and undecodable bytes so a diff stays readable."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    out = []
+    for ch in text:
+        if ch == "\n" or (ch.isprintable() and not 0xDC80 <= ord(ch) <= 0xDCFF):
+            out.append(ch)
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= _MAX_LINE else f"{line[:_MAX_LINE]}... ({len(line)} chars)"
+
+
+def _diff(name: str, ref: str, tgt: str, ref_label: str, tgt_label: str) -> list[str]:
+    if ref == tgt:
+        return []
+    lines = list(
+        difflib.unified_diff(
+            _printable(ref).splitlines(),
+            _printable(tgt).splitlines(),
+            fromfile=f"{name} ({ref_label})",
+            tofile=f"{name} ({tgt_label})",
+            lineterm="",
+            n=2,
+        )
+    )
+    if not lines:  # differ only in a trailing newline
+        lines = [f"{name}: {ref_label} {ref[-20:]!r} vs {tgt_label} {tgt[-20:]!r} (line endings)"]
+    if len(lines) > _MAX_DIFF_LINES:
+        lines = [*lines[:_MAX_DIFF_LINES], f"... {len(lines) - _MAX_DIFF_LINES} more diff lines"]
+    return ["    " + _clip(line) for line in lines]
+
+
+def format_mismatches(
+    scenario: Scenario, mismatches: Sequence[Mismatch], reference: Side, target: Side
+) -> str:
+    """A readable report: each differing step, what differs, and the target's log tail."""
+    total = len(scenario.steps)
+    out = [
+        f"scenario {scenario.name!r}: {len(mismatches)} of {total} steps differ "
+        f"({reference.label} vs {target.label}; later differences may follow from the first)"
+    ]
+    for m in mismatches:
+        out.append(f"  step {m.index}/{total}: {m.step.describe()}")
+        if m.reference.returncode != m.target.returncode:
+            out.append(
+                f"    exit code: {reference.label} {m.reference.returncode}, "
+                f"{target.label} {m.target.returncode}"
+            )
+        out += _diff("stdout", m.reference.stdout, m.target.stdout, reference.label, target.label)
+        out += _diff("stderr", m.reference.stderr, m.target.stderr, reference.label, target.label)
+    out.append(f"  {target.label} log ({target.server.log_path}), last lines:")
+    out += ["    " + _clip(line) for line in target.server.log_tail(15).splitlines()]
+    return "\n".join(out)

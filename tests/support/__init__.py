@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: server processes and the etcdctl runner."""

@@ -1,0 +1,160 @@
+"""Run the real `etcdctl` (v3 API) as a subprocess, and mask what legitimately differs.
+
+Two independent servers answer the same request with different cluster and member ids and
+possibly different Raft terms; everything else etcdctl prints (revisions, versions, values,
+error strings, exit codes) must match. `OutputMasker` replaces exactly those three header
+fields, plus the volatile parts of etcdctl's own JSON log lines on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+# etcdctl's exit codes (ctlv3/command/error.go): facts the tests assert on.
+EXIT_SUCCESS = 0
+EXIT_ERROR = 1
+EXIT_BAD_CONNECTION = 2
+EXIT_INVALID_INPUT = 3
+EXIT_BAD_FEATURE = 4
+EXIT_BAD_ARGS = 128
+
+DEFAULT_TIMEOUT = 30.0
+
+Arg = str | bytes
+
+
+def etcdctl_path() -> str | None:
+    """The etcdctl binary on PATH, or None when it is not installed."""
+    return shutil.which("etcdctl")
+
+
+@dataclass(frozen=True)
+class CtlResult:
+    """What one etcdctl invocation produced. Output is decoded losslessly (surrogateescape)."""
+
+    args: tuple[Arg, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _clean_env() -> dict[str, str]:
+    """The caller's environment minus anything that would change etcdctl's behaviour."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
+    env["ETCDCTL_API"] = "3"
+    return env
+
+
+def decode(raw: bytes) -> str:
+    """Decode process output without losing bytes that are not valid UTF-8."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def run_etcdctl(
+    endpoint: str,
+    args: Sequence[Arg],
+    *,
+    stdin: str | bytes | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    extra_global_flags: Sequence[str] = (),
+) -> CtlResult:
+    """Run `etcdctl --endpoints <endpoint> <args...>` with ETCDCTL_API=3.
+
+    stdin defaults to empty input (never the terminal), so commands that fall back to reading
+    a value from stdin behave the same way every time.
+    """
+    binary = etcdctl_path()
+    if binary is None:
+        raise FileNotFoundError("etcdctl is not installed (Debian package etcd-client)")
+    data = stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin
+    argv: list[Arg] = [binary, f"--endpoints={endpoint}", *extra_global_flags, *args]
+    proc = subprocess.run(
+        argv,
+        input=data if data is not None else b"",
+        capture_output=True,
+        timeout=timeout,
+        env=_clean_env(),
+        check=False,
+    )
+    return CtlResult(tuple(args), proc.returncode, decode(proc.stdout), decode(proc.stderr))
+
+
+# Header fields that legitimately differ between two servers. Only non-zero values are masked:
+# a server that leaves a field at 0 (or omits it) still shows up as a difference.
+_HEADER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # -w json: {"header":{"cluster_id":123,"member_id":456,"revision":7,"raft_term":2}}
+    ("cluster_id", re.compile(r'(?<="cluster_id":)([1-9][0-9]*)')),
+    ("member_id", re.compile(r'(?<="member_id":)([1-9][0-9]*)')),
+    ("raft_term", re.compile(r'(?<="raft_term":)([1-9][0-9]*)')),
+    # -w fields: one `"Name" : value` per line.
+    ("cluster_id", re.compile(r'(?m)(?<=^"ClusterID" : )([1-9][0-9]*)$')),
+    ("member_id", re.compile(r'(?m)(?<=^"MemberID" : )([1-9][0-9]*)$')),
+    ("raft_term", re.compile(r'(?m)(?<=^"RaftTerm" : )([1-9][0-9]*)$')),
+)
+
+# A Go panic prints goroutine stacks with addresses and offsets; only the first line is stable.
+_GO_PANIC = re.compile(r"(?ms)^(panic: [^\n]*)\n\ngoroutine .*?(?=^Error: |\Z)")
+
+# etcdctl's client logs (zap, JSON) keep only these fields; ts, caller, target, attempt vary.
+_LOG_KEEP = ("level", "msg", "error")
+
+
+@dataclass
+class OutputMasker:
+    """Masks one server's etcdctl output so it can be compared with another server's.
+
+    Each distinct id is numbered in order of appearance (`<member_id#1>`), per masker, so a
+    server whose member id changes between two responses is still caught. `replacements`
+    maps literal strings (an endpoint, a lease id captured from an earlier step) to stable
+    placeholders.
+    """
+
+    replacements: dict[str, str] = field(default_factory=dict)
+    _seen: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add_replacement(self, literal: str, placeholder: str) -> None:
+        if literal:
+            self.replacements[literal] = placeholder
+
+    def _placeholder(self, kind: str, value: str) -> str:
+        numbering = self._seen.setdefault(kind, {})
+        number = numbering.setdefault(value, len(numbering) + 1)
+        return f"<{kind}#{number}>"
+
+    def _replace_literals(self, text: str) -> str:
+        # Longest first, so a literal that contains another one wins.
+        for literal in sorted(self.replacements, key=len, reverse=True):
+            pattern = r"(?<![0-9A-Za-z])" + re.escape(literal) + r"(?![0-9A-Za-z])"
+            text = re.sub(pattern, lambda _m, lit=literal: self.replacements[lit], text)
+        return text
+
+    def mask_stdout(self, text: str) -> str:
+        for kind, pattern in _HEADER_PATTERNS:
+            text = pattern.sub(lambda m, kind=kind: self._placeholder(kind, m.group(1)), text)
+        return self._replace_literals(text)
+
+    def mask_stderr(self, text: str) -> str:
+        text = _GO_PANIC.sub(r"\1\n<go stack trace>\n", text)
+        lines = [normalize_log_line(line) for line in text.split("\n")]
+        return self._replace_literals(self.mask_stdout("\n".join(lines)))
+
+
+def normalize_log_line(line: str) -> str:
+    """Reduce one of etcdctl's zap JSON log lines to level, msg and error; leave other lines."""
+    stripped = line.strip()
+    if not (stripped.startswith("{") and stripped.endswith("}")):
+        return line
+    try:
+        entry = json.loads(stripped)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict) or "level" not in entry or "msg" not in entry:
+        return line
+    kept: Mapping[str, object] = {k: entry[k] for k in _LOG_KEEP if k in entry}
+    return json.dumps(kept, sort_keys=True, ensure_ascii=False)
