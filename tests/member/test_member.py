@@ -132,3 +132,20 @@ def test_data_dir_of_another_member_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MemberError, match="belongs to member 'm1'"):
         other.open()
     other.backend.close()
+
+
+def test_member_continues_after_the_wal_lost_a_tail_the_state_had_applied(
+    tmp_path: Path,
+) -> None:
+    cfg = config(tmp_path)
+    with_member(cfg, lambda m: run_puts(m, 5))
+    segment = sorted(Path(cfg.wal_dir).glob("*.wal"))[-1]
+    raw = segment.read_bytes()
+    # Cut inside the last entry record: its entry is already applied to LevelDB.
+    marker = b"k00004"
+    segment.write_bytes(raw[: raw.rindex(marker)])
+
+    async def write_more(member: Member) -> list[int]:
+        return await run_puts(member, 3, prefix=b"after")
+
+    assert sorted(with_member(cfg, write_more)) == [7, 8, 9]  # type: ignore[arg-type]

@@ -117,6 +117,14 @@ class Member:
                 cfg.wal_dir, self.identity.to_bytes(), segment_bytes=cfg.wal_segment_bytes
             )
             self.term = 1  # the bootstrap term, as a fresh Raft group has
+        if self.store.applied_index > self._wal.last_index:
+            # The WAL lost a tail the state had already applied (a torn write was cut off, or
+            # someone cut the file): make the state durable and let a snapshot marker carry
+            # the log forward, so the next entry continues after the applied index.
+            self.backend.sync_barrier()
+            self._wal.save_snapshot(
+                SnapshotMarker(index=self.store.applied_index, term=max(self.term, 1))
+            )
         # Winning the (uncontested) election starts a new term, exactly as etcd's single
         # member does, so the term a client sees moves the same way.
         self._last_index = max(self._wal.last_index, self.store.applied_index)
