@@ -149,3 +149,20 @@ def test_member_continues_after_the_wal_lost_a_tail_the_state_had_applied(
         return await run_puts(member, 3, prefix=b"after")
 
     assert sorted(with_member(cfg, write_more)) == [7, 8, 9]  # type: ignore[arg-type]
+
+
+def test_a_failing_wal_fails_the_waiting_requests_instead_of_hanging(tmp_path: Path) -> None:
+    async def body(member: Member) -> None:
+        member._wal.close()  # every later save raises WALError
+        with pytest.raises(ErrStopped):
+            await asyncio.wait_for(member.propose(put(b"k")), timeout=5)
+        assert member.failure is not None
+
+    async def main() -> None:
+        member = Member(config(tmp_path))
+        member.open()
+        member.start()
+        await body(member)
+        await member.stop()
+
+    asyncio.run(main())

@@ -252,9 +252,16 @@ class Member:
             ]
             last = entries[-1].index
             hard_state = HardState(term=self.term, vote=self.identity.member_id, commit=last)
-            await asyncio.to_thread(self._wal.save, entries, hard_state)
-            self._last_index = last
-            self._apply_batch(batch, last)
+            try:
+                await asyncio.to_thread(self._wal.save, entries, hard_state)
+                self._last_index = last
+                self._apply_batch(batch, last)
+            except BaseException:
+                # Nothing in this batch may be acknowledged; the member is going down.
+                for proposal in batch:
+                    if not proposal.future.done():
+                        proposal.future.set_exception(ErrStopped())
+                raise
 
     def _apply_batch(self, batch: list[_Proposal], last_index: int) -> None:
         outcomes: list[Applied | EtcdError] = []
