@@ -80,34 +80,65 @@ PUT_FROM_STDIN = scenario(
     ctl("get", "dash", "-w", "json"),
 )
 
-PUT_IGNORE_VALUE_AND_LEASE = scenario(
-    "put_ignore_value_and_ignore_lease_keep_the_current_value_and_lease",
-    ctl("lease", "grant", "600", capture={"lease": LEASE_ID}),
-    ctl("put", "k", "v1", "--lease", "{{lease}}"),  # rev 2
-    ctl("put", "k", "--ignore-value"),  # rev 3, value stays v1, lease is dropped
+PUT_IGNORE_VALUE = scenario(
+    "put_ignore_value_keeps_the_value_and_fails_on_a_missing_key",
+    ctl("put", "k", "v1"),  # rev 2
+    ctl("put", "k", "--ignore-value"),  # rev 3, value stays v1
     in_formats("get", "k"),
-    ctl("put", "k", "--ignore-value", "--lease", "{{lease}}"),  # rev 4, attaches the lease
-    ctl("put", "k", "v2", "--ignore-lease"),  # rev 5, value v2, lease kept
-    ctl("get", "k", "-w", "json"),
-    ctl("put", "k", "--ignore-value", "--ignore-lease", "--prev-kv"),  # rev 6, nothing changes
-    ctl("put", "k", "--ignore-value", "--ignore-lease", "--prev-kv", "-w", "json"),
-    ctl("put", "k", "--ignore-value", "--ignore-lease", "--prev-kv", "-w", "fields"),
+    ctl("put", "k", "--ignore-value", "--prev-kv"),  # rev 4
+    ctl("put", "k", "--ignore-value", "--prev-kv", "-w", "json"),
+    ctl("put", "k", "--ignore-value", "--prev-kv", "-w", "fields"),
+    ctl("put", "k", "v2", "--ignore-lease"),  # no lease to keep: fine, rev 7
+    ctl("put", "k", "--ignore-value", "--ignore-lease", "-w", "json"),  # rev 8
     ctl("get", "k", "-w", "fields"),
     ctl("put", "k", "v3", "--ignore-value"),  # client-side: exit 128
     ctl("put", "k", "--ignore-value", stdin="stdin is not read"),
     ctl("get", "k", "--print-value-only"),
-    ctl("put", "k", "v4", "--lease", "{{lease}}", "--ignore-lease"),  # "lease is provided"
     ctl("put", "missing", "--ignore-value"),  # etcd: "key not found", InvalidArgument
     ctl("put", "missing", "v", "--ignore-lease"),
     ctl("put", "missing", "--ignore-value", "--ignore-lease", "-w", "json"),
     ctl("get", "missing", "-w", "json"),
     ctl("del", "k"),
     ctl("put", "k", "--ignore-value"),  # deleted keys are missing too
+    ctl("put", "k", "v", "--ignore-lease", "-w", "fields"),
+    ctl("get", "", "--from-key", "-w", "json"),
+)
+
+PUT_UNKNOWN_LEASE = scenario(
+    "put_with_an_unknown_lease_is_rejected",
+    ctl("put", "c", "x", "--lease", "1234abcd"),  # etcd: "requested lease not found", NotFound
+    ctl("put", "c", "x", "--lease", "1234abcd", "-w", "json"),
+    ctl("put", "c", "x", "--lease", "-1"),  # etcd: parsed as -1, also "not found"
+    ctl("put", "c", "x", "--lease", "zz"),  # client-side parse error, exit 128
+    ctl("put", "c", "x", "--lease", "0"),  # 0 means no lease
+    ctl("put", "c", "--ignore-value", "--lease", "1234abcd"),
+    # etcd: "lease is provided" (InvalidArgument) is checked before the lease lookup
+    ctl("put", "c", "y", "--lease", "1234abcd", "--ignore-lease"),
+    ctl("txn", stdin=txn([], ["put d x --lease 1234abcd"], [])),
+    ctl("get", "", "--from-key", "-w", "json"),
+)
+
+PUT_IGNORE_LEASE = scenario(
+    "put_ignore_lease_keeps_the_current_lease",
+    ctl("lease", "grant", "600", capture={"lease": LEASE_ID}),
+    ctl("put", "k", "v1", "--lease", "{{lease}}"),  # rev 2
+    ctl("put", "k", "--ignore-value"),  # rev 3, value stays v1, lease is dropped
+    ctl("get", "k", "-w", "json"),
+    ctl("put", "k", "--ignore-value", "--lease", "{{lease}}"),  # rev 4, attaches the lease
+    ctl("put", "k", "v2", "--ignore-lease"),  # rev 5, value v2, lease kept
+    in_formats("get", "k"),
+    ctl("put", "k", "--ignore-value", "--ignore-lease", "--prev-kv"),  # rev 6, nothing changes
+    ctl("put", "k", "--ignore-value", "--ignore-lease", "--prev-kv", "-w", "json"),
+    ctl("put", "k", "--ignore-value", "--ignore-lease", "--prev-kv", "-w", "fields"),
+    ctl("get", "k", "-w", "fields"),
+    ctl("put", "k", "v4", "--lease", "{{lease}}", "--ignore-lease"),  # "lease is provided"
+    ctl("lease", "revoke", "{{lease}}"),  # deletes k
+    ctl("put", "k", "v5", "--ignore-lease"),  # missing key again
     ctl("get", "", "--from-key", "-w", "json"),
 )
 
 PUT_LEASE = scenario(
-    "put_lease_attaches_replaces_detaches_and_rejects_unknown_leases",
+    "put_lease_attaches_replaces_and_detaches_and_revoke_deletes",
     ctl("lease", "grant", "600", capture={"lease": LEASE_ID}),
     ctl("lease", "grant", "900", capture={"other": LEASE_ID}),
     ctl("put", "a", "1", "--lease", "{{lease}}"),
@@ -117,15 +148,13 @@ PUT_LEASE = scenario(
     ctl("get", "a", "-w", "fields"),
     ctl("put", "a", "4"),  # no --lease: the lease is detached
     ctl("get", "a", "-w", "json"),
-    ctl("put", "a", "5", "--lease", "0"),
-    ctl("put", "c", "x", "--lease", "1234abcd"),  # etcd: "requested lease not found", exit 1
-    ctl("put", "c", "x", "--lease", "-1"),  # etcd: parsed as -1, also "not found"
-    ctl("put", "c", "x", "--lease", "zz"),  # client-side parse error, exit 128
     ctl("put", "c", "x", "--lease", "{{lease}}", "--prev-kv", "-w", "json"),
-    ctl("lease", "revoke", "{{lease}}"),  # deletes b and c: one revision
+    ctl("txn", stdin=txn([], ["put t x --lease {{lease}}", "get t"], [])),
+    ctl("lease", "revoke", "{{lease}}"),  # deletes b, c and t: one revision
     ctl("get", "", "--from-key", "-w", "json"),
-    ctl("put", "d", "x", "--lease", "{{lease}}"),
+    ctl("put", "d", "x", "--lease", "{{lease}}"),  # revoked: not found
     ctl("put", "a", "--ignore-value", "--lease", "{{lease}}"),
+    ctl("put", "a", "5", "--lease", "{{other}}"),
     ctl("get", "", "--from-key", "-w", "fields"),
 )
 
@@ -259,6 +288,8 @@ COMPACTION = scenario(
     ctl("get", "--prefix", "", "--rev", "4", "-w", "json"),
     ctl("get", "--prefix", "", "--rev", "5", "-w", "json"),
     ctl("get", "k", "--rev", "7"),  # future
+    ctl("txn", stdin=txn([], ["get k --rev 3"], [])),  # compacted, inside a txn
+    ctl("txn", stdin=txn([], ["get k --rev 4", "get k --rev 5"], [])),
     in_formats("get", "k"),
     ctl("compaction", "4"),  # again: compacted
     ctl("compaction", "3"),  # below: compacted
@@ -459,15 +490,19 @@ TXN_GRAMMAR_ERRORS = scenario(
 
 MAX_REQUEST_BYTES = 1024
 GRPC_OVERHEAD = 512 * 1024  # etcd: gRPC max receive size = max-request-bytes + 512 KiB
-# etcd: the limit applies to the encoded raft request (key + value + ~25 bytes of framing whose
-# length varies by a byte or two with the member id), so "near" below stays a few bytes away.
+# etcd: the limit applies to the encoded raft request, not to the gRPC message: for a put that is
+# key + value + framing + a request header whose id (a varint, 8 to 10 bytes) depends on the
+# member id. With key "big" the largest value that fits is 999 to 1001 bytes, so the steps at
+# the edge use 999 (always fits) and 1002 (never fits).
 
 REQUEST_SIZE = scenario(
     "request_size_limits_reject_large_puts_and_txns",
     ctl("put", "big", "v" * 900),
     ctl("put", "big", "v" * 990),
+    ctl("put", "big", "v" * 999),  # etcd: the largest value that fits with a 3-byte key
     ctl("get", "big", "-w", "json"),
-    ctl("put", "big", "v" * 1010),  # etcd: "request is too large" although < 1024 bytes of value
+    ctl("put", "big", "v" * 1002),  # etcd: "request is too large" although < 1024 bytes of value
+    ctl("put", "big", "v" * 1010),
     ctl("put", "big", "v" * MAX_REQUEST_BYTES),
     ctl("put", "big", "v" * 2000, "-w", "json"),
     ctl("put", "k" * 1010, "v"),  # the key counts too
@@ -503,6 +538,14 @@ ODD_KEYS = scenario(
     ctl("get", "--prefix", "ключ", "-w", "json"),
     ctl("get", b"bin\x01", b"bin\x02", "--hex"),
     ctl("get", b"\xff", "--from-key", "-w", "json"),
+    ctl("put", b"\xff", "ff"),
+    ctl("put", b"\xff\xff", "ffff"),
+    ctl("put", b"\xfe\xff", "feff"),
+    # etcd: the prefix end of "\xff..." is "\x00", i.e. everything from the key on
+    ctl("get", "--prefix", b"\xff", "--hex"),
+    ctl("get", "--prefix", b"\xfe", "--hex"),  # prefix end "\xff"
+    ctl("get", "--prefix", b"\xfe\xff", "-w", "json"),
+    ctl("del", "--prefix", b"\xff", "--prev-kv", "--hex"),
     ctl("put", "hexflag", "x", "--hex"),  # --hex changes output only
     ctl("get", "hexflag", "--hex", "--print-value-only"),
     # NUL bytes cannot travel in argv, but txn input unquotes Go string escapes.
@@ -514,6 +557,9 @@ ODD_KEYS = scenario(
     ctl("get", "--prefix", "nul", "-w", "json"),
     ctl("txn", "-w", "json", stdin=txn([], [r'get "nul" "nul\x00\x00"'], [])),  # [nul, nul\x00\x00)
     ctl("txn", "-w", "json", stdin=txn([r'value("nul\x00") = "a\x00b"'], [r'get "nul\x00"'], [])),
+    # A range end of "\x00" means "every key from the start key on".
+    ctl("txn", "-w", "json", stdin=txn([], [r'get "nul\x00" "\x00" --keys-only'], [])),
+    ctl("txn", stdin=txn([], [r'del "nul\x00\x00" "\x00" --prev-kv'], [])),
     ctl("del", "nul", "nul\x01", "--prev-kv", "--hex"),
     ctl("del", "--from-key", "", "--prev-kv", "-w", "fields"),
 )
@@ -550,7 +596,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     PUT_BASICS,
     PUT_PREV_KV,
     PUT_FROM_STDIN,
-    PUT_IGNORE_VALUE_AND_LEASE,
+    PUT_IGNORE_VALUE,
+    PUT_UNKNOWN_LEASE,
+    PUT_IGNORE_LEASE,
     PUT_LEASE,
     GET_RANGES,
     GET_OUTPUT_SHAPING,

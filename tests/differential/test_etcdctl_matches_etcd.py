@@ -35,4 +35,5 @@ def test_etcdctl_output_matches_etcd(scenario: Scenario, server_factory: ServerF
 
     mismatches = run_scenario(scenario, reference, target)
 
-    assert not mismatches, format_mismatches(scenario, mismatches, reference, target)
+    if mismatches:
+        pytest.fail(format_mismatches(scenario, mismatches, reference, target), pytrace=False)
