@@ -41,14 +41,25 @@ class Step:
     capture: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
-        shown = " ".join(shlex.quote(_printable(a)) for a in self.args)
+        """The command line as a shell would show it; long arguments are abbreviated."""
+        shown = " ".join(_shorten(printable(a), len(_as_bytes(a))) for a in self.args)
         text = f"etcdctl {shown}"
         if self.stdin is not None:
-            data = self.stdin if isinstance(self.stdin, str) else self.stdin.decode("latin-1")
-            preview = _printable(data if len(data) <= 200 else data[:200] + "...")
+            data = _as_bytes(self.stdin)
+            preview = printable(data if len(data) <= 200 else data[:60] + b"...")
             preview = preview.replace("\n", "\\n")
-            text += f"  <<< stdin ({len(data)} chars): {preview}"
+            text += f"  <<< stdin ({len(data)} bytes): {preview}"
         return text
+
+
+def _as_bytes(text: str | bytes) -> bytes:
+    return text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+
+
+def _shorten(arg: str, size: int) -> str:
+    if len(arg) <= 64:
+        return shlex.quote(arg)
+    return f"{shlex.quote(arg[:12])}...({size} bytes)"
 
 
 def ctl(
@@ -85,10 +96,6 @@ class Outcome:
     returncode: int
     stdout: str
     stderr: str
-
-    @property
-    def _key(self) -> tuple[int, str, str]:
-        return (self.returncode, self.stdout, self.stderr)
 
 
 @dataclass
@@ -171,7 +178,7 @@ _MAX_DIFF_LINES = 40
 _MAX_LINE = 240
 
 
-def _printable(text: str | bytes) -> str:
+def printable(text: str | bytes) -> str:
     """Escape control characters and undecodable bytes so a diff stays readable."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "surrogateescape")
@@ -195,8 +202,8 @@ def _diff(name: str, ref: str, tgt: str, ref_label: str, tgt_label: str) -> list
         return []
     lines = list(
         difflib.unified_diff(
-            _printable(ref).splitlines(),
-            _printable(tgt).splitlines(),
+            printable(ref).splitlines(),
+            printable(tgt).splitlines(),
             fromfile=f"{name} ({ref_label})",
             tofile=f"{name} ({tgt_label})",
             lineterm="",

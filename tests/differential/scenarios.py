@@ -15,7 +15,7 @@ FORMATS = ("simple", "json", "fields")
 SORT_TARGETS = ("CREATE", "KEY", "MODIFY", "VALUE", "VERSION")
 ORDERS = ("ASCEND", "DESCEND")
 
-# A txn's compare, success and failure sections each end with an empty line.
+# `etcdctl lease grant` prints "lease 694d7a1b2c3d4e5f granted with TTL(600s)".
 LEASE_ID = r"lease ([0-9a-f]+) granted"
 
 
@@ -27,7 +27,7 @@ def in_formats(*args: str, stdin: str | None = None) -> Iterator[Step]:
 
 
 def txn(compares: list[str], success: list[str], failure: list[str]) -> str:
-    """The stdin of a non-interactive `etcdctl txn`."""
+    """The stdin of `etcdctl txn`: compares, success ops, failure ops, each ended by a blank line."""
     return "".join("\n".join([*section, ""]) + "\n" for section in (compares, success, failure))
 
 

@@ -11,7 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from tests.differential.runner import Side, _printable
+from tests.differential.runner import Side, printable
 from tests.differential.scenarios import SCENARIOS
 from tests.support.servers import start_server
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"exit {outcome.returncode}")
                     for name, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
                         if text:
-                            shown = _printable(text)
+                            shown = printable(text)
                             if len(shown) > 2000:
                                 shown = shown[:2000] + f"... ({len(shown)} chars)"
                             print(f"[{name}]\n{shown.rstrip(chr(10))}")

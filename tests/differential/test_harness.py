@@ -88,8 +88,9 @@ def test_scenario_names_are_unique_identifiers() -> None:
 
 def test_step_description_escapes_control_characters() -> None:
     assert ctl("put", "a\x01", stdin="x\ny").describe() == (
-        "etcdctl put 'a\\x01'  <<< stdin (3 chars): x\\ny"
+        "etcdctl put 'a\\x01'  <<< stdin (3 bytes): x\\ny"
     )
+    assert ctl("put", "big", "v" * 1002).describe() == "etcdctl put big vvvvvvvvvvvv...(1002 bytes)"
 
 
 @pytest.mark.slow

@@ -251,8 +251,9 @@ def start_server(
         try:
             return server.start(timeout)
         except ServerStartError:
-            taken = "address already in use" in server.log_tail(200)
+            taken = "address already in use" in server.log_tail(200).lower()
             if not taken or attempt == attempts:
                 raise
             shutil.rmtree(server.data_dir, ignore_errors=True)
+            server.log_path.rename(server.log_path.with_suffix(f".attempt{attempt}.log"))
     raise AssertionError("unreachable")
