@@ -107,9 +107,7 @@ def test_nested_put_of_a_key_the_outer_branch_puts_is_refused() -> None:
 
 def test_nested_delete_covering_an_outer_put_is_refused() -> None:
     with pytest.raises(ErrDuplicateKey):
-        check_txn(
-            pb.TxnRequest(success=[nested([delete(b"k")], []), put(b"k")]), max_txn_ops=128
-        )
+        check_txn(pb.TxnRequest(success=[nested([delete(b"k")], []), put(b"k")]), max_txn_ops=128)
 
 
 def test_from_key_delete_does_not_conflict_with_a_put_as_in_etcd() -> None:
