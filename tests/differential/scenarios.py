@@ -135,6 +135,7 @@ PUT_IGNORE_LEASE = scenario(
     ctl("lease", "revoke", "{{lease}}"),  # deletes k
     ctl("put", "k", "v5", "--ignore-lease"),  # missing key again
     ctl("get", "", "--from-key", "-w", "json"),
+    pending="LeaseGrant/LeaseRevoke arrive with the watch, leases, locks issue",
 )
 
 PUT_LEASE = scenario(
@@ -156,6 +157,7 @@ PUT_LEASE = scenario(
     ctl("put", "a", "--ignore-value", "--lease", "{{lease}}"),
     ctl("put", "a", "5", "--lease", "{{other}}"),
     ctl("get", "", "--from-key", "-w", "fields"),
+    pending="LeaseGrant/LeaseRevoke arrive with the watch, leases, locks issue",
 )
 
 # -- get ---------------------------------------------------------------------------------------

@@ -23,7 +23,19 @@ from tests.differential.scenarios import SCENARIOS
 pytestmark = [pytest.mark.slow, pytest.mark.etcd, pytest.mark.usefixtures("etcd_binaries")]
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def _cases() -> list[object]:
+    """Scenarios that need a feature cairn has not built yet must fail (strict xfail), so the
+    mark has to be removed the moment that feature lands."""
+    cases: list[object] = []
+    for s in SCENARIOS:
+        marks = []
+        if s.pending and target_kind() == "cairn":
+            marks.append(pytest.mark.xfail(strict=True, reason=s.pending))
+        cases.append(pytest.param(s, id=s.name, marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize("scenario", _cases())
 def test_etcdctl_output_matches_etcd(scenario: Scenario, server_factory: ServerFactory) -> None:
     kind = target_kind()
     with ThreadPoolExecutor(max_workers=2) as pool:
