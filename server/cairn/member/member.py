@@ -91,6 +91,14 @@ class Member:
                 self.identity.cluster_id,
                 cfg.data_dir,
             )
+            if replay.snapshot is not None and self.store.applied_index < replay.snapshot.index:
+                raise MemberError(
+                    f"the state in {cfg.db_dir} has applied index {self.store.applied_index}, "
+                    f"but the WAL only holds entries after its snapshot at index "
+                    f"{replay.snapshot.index}: acknowledged writes would be missing, so the "
+                    "member refuses to start (restore the data dir from a snapshot backup, or "
+                    "remove it and rejoin the member)"
+                )
             hard_state = replay.hard_state or HardState(0, 0, 0)
             self.term = hard_state.term
             self._replay(replay.entries)
