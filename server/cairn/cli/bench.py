@@ -116,7 +116,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--client-procs",
         default="auto",
         help="client processes sharing the N in-flight requests; 'auto' (default) uses 1 for "
-        "N=1 and 2 otherwise, which measured best on a 2-core machine",
+        "N=1 and 2 otherwise (lets the client use both cores of a small machine; 1-3 measured "
+        "alike within noise on a 2-core VM)",
     )
     parser.add_argument(
         "--client-mode",
