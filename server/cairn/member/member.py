@@ -22,6 +22,7 @@ from cairn.member.applier import Applied, Applier
 from cairn.member.config import MemberConfig
 from cairn.member.identity import Identity
 from cairn.member.request_ids import RequestIDs
+from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore
@@ -63,6 +64,7 @@ class Member:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._wal_writer: WALWriter | None = None
         self._compactions: dict[int, asyncio.Event] = {}
         self._compaction_tasks: set[asyncio.Task[None]] = set()
         self._since_snapshot = 0
@@ -181,7 +183,9 @@ class Member:
 
     def start(self) -> None:
         """Start the apply loop on the running event loop."""
-        self._loop_task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._wal_writer = WALWriter(self._wal, loop)
+        self._loop_task = loop.create_task(self._run())
         self._loop_task.add_done_callback(self._on_loop_done)
 
     def _on_loop_done(self, task: asyncio.Task[None]) -> None:
@@ -206,6 +210,8 @@ class Member:
         for task in list(self._compaction_tasks):
             task.cancel()
         self._fail_queued(ErrStopped())
+        if self._wal_writer is not None:
+            self._wal_writer.close()
         self._wal.close()
         self.backend.close()
         log.info("member %x stopped; last index %d", self.identity.member_id, self._last_index)
@@ -262,7 +268,8 @@ class Member:
             last = entries[-1].index
             hard_state = HardState(term=self.term, vote=self.identity.member_id, commit=last)
             try:
-                await asyncio.to_thread(self._wal.save, entries, hard_state)
+                assert self._wal_writer is not None
+                await self._wal_writer.save(entries, hard_state)
                 self._last_index = last
                 self._apply_batch(batch, last)
             except BaseException:
