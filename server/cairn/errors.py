@@ -49,6 +49,10 @@ class ErrDuplicateKey(EtcdError):
     code, text = INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"
 
 
+class ErrInvalidSortOption(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: invalid sort option"
+
+
 class ErrRequestTooLarge(EtcdError):
     code, text = INVALID_ARGUMENT, "etcdserver: request is too large"
 

@@ -27,7 +27,7 @@ class FailedMidTxn(ErrKeyNotFound):
     """An ignore_value/ignore_lease put found its key deleted by an earlier op of its txn.
 
     The pre-txn check passed, so the txn fails half-way. etcd panics on this; the model expects
-    the request to be refused with nothing changed (see test_applier_txn's xfail for cairn).
+    the request to be refused with nothing changed, as cairn does.
     """
 
 

@@ -247,12 +247,6 @@ def test_empty_key_is_refused(kv: KV) -> None:
         kv.get(b"", b"\x00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: check_range accepts sort_order/sort_target outside the enums; do_range then "
-    "raises KeyError (unknown target) or quietly sorts ascending (unknown order) instead of "
-    "etcd's INVALID_ARGUMENT 'etcdserver: invalid sort option'",
-)
 @pytest.mark.parametrize(
     "fields",
     [

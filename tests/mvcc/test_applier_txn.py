@@ -350,12 +350,6 @@ def test_ignore_value_put_in_a_nested_txn(kv: KV) -> None:
     assert (a.value, a.version) == (b"1", 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a txn that fails half-way (delete_range with range_end '\\0', then an "
-    "ignore_value put of a key it deleted) keeps the delete in the key index and staged "
-    "records without bumping the revision",
-)
 def test_txn_failing_after_a_nul_ended_delete_changes_nothing(kv: KV) -> None:
     """Validation lets this through (its duplicate-key check reads range_end "\\0" as the
     literal bound "\\0", as etcd's does); the ignore_value check passes because "b" exists
@@ -373,12 +367,6 @@ def test_txn_failing_after_a_nul_ended_delete_changes_nothing(kv: KV) -> None:
     assert keys_of(kv.get(*EVERYTHING)) == [b"a", b"b", b"c"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: check_txn accepts a range op with an unknown sort_target; applying the txn "
-    "raises KeyError from do_range after the earlier put changed the key index, so half the "
-    "txn stays and later reads of that key return another key's record",
-)
 def test_txn_with_an_unknown_sort_target_is_refused_and_changes_nothing(kv: KV) -> None:
     kv.put(b"a", b"1")
     before = state(kv)

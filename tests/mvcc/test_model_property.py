@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from tests.mvcc.harness import EVERYTHING, KV, MAX_TXN_OPS, prefix_end, range_request
-from tests.mvcc.model import FailedMidTxn, Model
+from tests.mvcc.model import Model
 
 from cairn.api.validation import check_delete_range, check_put, check_range, check_txn
 from cairn.errors import EtcdError
@@ -183,11 +183,6 @@ class StoreMatchesModel(RuleBasedStateMachine):
             return
         try:
             expected = model()
-        except FailedMidTxn:
-            # Known cairn bug (xfail test_txn_failing_after_a_nul_ended_delete_changes_nothing):
-            # the real store would keep half the txn, so the request is not sent to it.
-            event("skipped: txn that fails half-way")
-            return
         except EtcdError as error:
             event(f"error: {type(error).__name__}")
             expected = error_outcome(error)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from cairn.errors import (
     ErrDuplicateKey,
     ErrEmptyKey,
+    ErrInvalidSortOption,
     ErrKeyNotFound,
     ErrLeaseProvided,
     ErrTooManyOps,
@@ -18,10 +19,16 @@ from cairn.errors import (
 )
 from cairn.proto import rpc_pb2 as pb
 
+_SORT_ORDERS = frozenset(pb.RangeRequest.SortOrder.values())
+_SORT_TARGETS = frozenset(pb.RangeRequest.SortTarget.values())
+
 
 def check_range(r: pb.RangeRequest) -> None:
     if not r.key:
         raise ErrEmptyKey()
+    # etcd 3.5 refuses enum values it does not know (3.4 crashed on them).
+    if r.sort_order not in _SORT_ORDERS or r.sort_target not in _SORT_TARGETS:
+        raise ErrInvalidSortOption()
 
 
 def check_put(r: pb.PutRequest) -> None:

@@ -158,7 +158,14 @@ class Applier:
         self._check_ranges(r, path)
         txn = self.store.write()
         response = pb.TxnResponse()
-        self._run_txn(txn, r, path, response)
+        try:
+            self._run_txn(txn, r, path, response)
+        except BaseException:
+            # etcd's checks before the txn cannot foresee every op failure (a put with
+            # ignore_value of a key an earlier op of the same txn deleted): refuse the whole
+            # txn with the op's error and leave the store exactly as it was.
+            txn.abort()
+            raise
         changes = txn.end()
         response.header.revision = txn.rev
         return Applied(response, changes)

@@ -67,6 +67,7 @@ class Member:
         self._wal_writer: WALWriter | None = None
         self._compactions: dict[int, asyncio.Event] = {}
         self._compaction_tasks: set[asyncio.Task[None]] = set()
+        self._last_compaction: asyncio.Task[None] | None = None
         self._since_snapshot = 0
         self.failure: BaseException | None = None
 
@@ -330,14 +331,28 @@ class Member:
     def _schedule_compaction(self, rev: int, obsolete: list[Revision]) -> None:
         done = asyncio.Event()
         self._compactions[rev] = done
-        task = asyncio.get_running_loop().create_task(self._delete_compacted(rev, obsolete, done))
+        previous = self._last_compaction
+        task = asyncio.get_running_loop().create_task(
+            self._delete_compacted(rev, obsolete, done, previous)
+        )
+        self._last_compaction = task
         self._compaction_tasks.add(task)
         task.add_done_callback(self._compaction_tasks.discard)
 
     async def _delete_compacted(
-        self, rev: int, obsolete: list[Revision], done: asyncio.Event
+        self,
+        rev: int,
+        obsolete: list[Revision],
+        done: asyncio.Event,
+        previous: asyncio.Task[None] | None,
     ) -> None:
-        """Delete in chunks, yielding between them so requests keep flowing."""
+        """Delete in chunks, yielding between them so requests keep flowing.
+
+        Compactions finish in order: recording a later one as finished while an earlier one
+        still has records to delete would make a restart forget those records.
+        """
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
         for start in range(0, len(obsolete), COMPACTION_CHUNK):
             self.store.delete_history(obsolete[start : start + COMPACTION_CHUNK])
             await asyncio.sleep(0)

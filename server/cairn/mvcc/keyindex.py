@@ -44,6 +44,16 @@ class KeyHistory:
         self.tombstones.append(tombstone)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyCheckpoint:
+    """A key's index state before a txn touched it; length None: the key had no history."""
+
+    key: bytes
+    length: int | None
+    created: Revision | None
+    version: int
+
+
 class KeyIndex:
     """Key → history, plus the sorted key set for range scans."""
 
@@ -122,6 +132,31 @@ class KeyIndex:
             found = self._histories[k].at(rev)
             if found is not None:
                 yield k, found
+
+    def checkpoint(self, key: bytes) -> KeyCheckpoint:
+        """What `rollback` needs to put `key` back as it is now."""
+        history = self._histories.get(key)
+        if history is None:
+            return KeyCheckpoint(key, None, None, 0)
+        return KeyCheckpoint(key, len(history.mains), history.created, history.version)
+
+    def rollback(self, checkpoint: KeyCheckpoint) -> None:
+        """Undo every change to a key since its checkpoint (a txn that failed half-way)."""
+        key = checkpoint.key
+        history = self._histories.get(key)
+        if history is None:
+            return
+        was_live = history.live
+        if checkpoint.length is None:
+            del self._histories[key]
+            self._keys.remove(key)
+            if was_live:
+                self.live_keys -= 1
+            return
+        n = checkpoint.length
+        del history.mains[n:], history.subs[n:], history.tombstones[n:]
+        history.created, history.version = checkpoint.created, checkpoint.version
+        self.live_keys += int(history.live) - int(was_live)
 
     def compact(self, rev: int) -> list[Revision]:
         """Forget history that no read at or above `rev` can reach; returns what to delete.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from cairn.errors import ErrCompacted, ErrFutureRev
 from cairn.mvcc.backend import HISTORY, Backend, meta_key
-from cairn.mvcc.keyindex import KeyIndex
+from cairn.mvcc.keyindex import KeyCheckpoint, KeyIndex
 from cairn.mvcc.revision import Revision
 from cairn.proto.kv_pb2 import Event, KeyValue
 
@@ -136,9 +136,6 @@ class MVCCStore:
         """Start a write transaction: all its changes share one main revision."""
         return WriteTxn(self)
 
-    def _stage(self, rev: Revision, record: bytes) -> None:
-        self._staged[rev.to_bytes()] = record
-
     def flush(self, applied_index: int) -> None:
         """Write everything staged, plus the applied index, as one LevelDB batch."""
         puts = {HISTORY + raw_rev: record for raw_rev, record in self._staged.items()}
@@ -184,6 +181,27 @@ class WriteTxn:
         self._store = store
         self.begin_rev = store.current_rev
         self.changes = TxnChanges(store.current_rev + 1)
+        self._checkpoints: dict[bytes, KeyCheckpoint] = {}
+        self._staged_revs: list[bytes] = []
+
+    def _touch(self, key: bytes) -> None:
+        if key not in self._checkpoints:
+            self._checkpoints[key] = self._store.index.checkpoint(key)
+
+    def _stage(self, rev: Revision, record: bytes) -> None:
+        raw_rev = rev.to_bytes()
+        self._staged_revs.append(raw_rev)
+        self._store._staged[raw_rev] = record
+
+    def abort(self) -> None:
+        """Undo everything this txn did: a request that fails half-way changes nothing."""
+        for checkpoint in self._checkpoints.values():
+            self._store.index.rollback(checkpoint)
+        for raw_rev in self._staged_revs:
+            self._store._staged.pop(raw_rev, None)
+        self._checkpoints.clear()
+        self._staged_revs.clear()
+        self.changes.events.clear()
 
     @property
     def rev(self) -> int:
@@ -202,6 +220,7 @@ class WriteTxn:
 
     def put(self, key: bytes, value: bytes, lease: int) -> KeyValue:
         rev = Revision(self.begin_rev + 1, len(self.changes.events))
+        self._touch(key)
         created, version = self._store.index.put(key, rev)
         kv = KeyValue(
             key=key,
@@ -211,7 +230,7 @@ class WriteTxn:
             version=version,
             lease=lease,
         )
-        self._store._stage(rev, RECORD_PUT + kv.SerializeToString())
+        self._stage(rev, RECORD_PUT + kv.SerializeToString())
         self.changes.events.append(Event(type=Event.PUT, kv=kv))
         return kv
 
@@ -220,9 +239,10 @@ class WriteTxn:
         doomed = [k for k, _ in self._store.index.revisions(key, end, self.rev)]
         for k in doomed:
             rev = Revision(self.begin_rev + 1, len(self.changes.events))
+            self._touch(k)
             self._store.index.tombstone(k, rev)
             marker = KeyValue(key=k, mod_revision=rev.main)
-            self._store._stage(rev, RECORD_TOMBSTONE + marker.SerializeToString())
+            self._stage(rev, RECORD_TOMBSTONE + marker.SerializeToString())
             self.changes.events.append(Event(type=Event.DELETE, kv=marker))
         return len(doomed)
 
