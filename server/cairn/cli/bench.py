@@ -45,6 +45,8 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
+from cairn.cli.config import single_member_flags
+
 OPS = ("put", "range")
 DEFAULT_CONCURRENCY = (1, 16, 128)
 DEFAULT_KEY_SPACE = 10_000
@@ -530,16 +532,7 @@ def _server_flags(name: str, data_dir: Path) -> tuple[list[str], str]:
     client_port, peer_port = _free_port(), _free_port()
     client = f"http://127.0.0.1:{client_port}"
     peer = f"http://127.0.0.1:{peer_port}"
-    flags = [
-        f"--name={name}",
-        f"--data-dir={data_dir}",
-        f"--listen-client-urls={client}",
-        f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}",
-        f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster={name}={peer}",
-        "--log-level=warn",
-    ]
+    flags = [*single_member_flags(name, str(data_dir), client, peer), "--log-level=warn"]
     return flags, f"127.0.0.1:{client_port}"
 
 

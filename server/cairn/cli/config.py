@@ -267,6 +267,19 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
     )
 
 
+def single_member_flags(name: str, data_dir: str, client_url: str, peer_url: str) -> list[str]:
+    """etcd's flags for a one-member cluster on the given URLs (dev cluster, bench, tests)."""
+    return [
+        f"--name={name}",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={client_url}",
+        f"--advertise-client-urls={client_url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster={name}={peer_url}",
+    ]
+
+
 def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> ServeConfig:
     """Parse `cairn serve` arguments (used by tests and by the CLI)."""
     parser = argparse.ArgumentParser(prog="cairn serve")

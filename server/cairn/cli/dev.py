@@ -17,16 +17,7 @@ def main(args: argparse.Namespace) -> int:
     peer = f"http://127.0.0.1:{args.peer_port}"
     data_dir = os.path.join(args.dir, name)
     config = serve_config.parse(
-        [
-            f"--name={name}",
-            f"--data-dir={data_dir}",
-            f"--listen-client-urls={client}",
-            f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster={name}={peer}",
-        ],
-        environ={},
+        serve_config.single_member_flags(name, data_dir, client, peer), environ={}
     )
     logs.setup(config.log_level)
     print(
