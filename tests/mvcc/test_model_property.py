@@ -141,7 +141,8 @@ Outcome = object  # a response message, or ("error", class name, message)
 
 
 def error_outcome(error: EtcdError) -> Outcome:
-    return ("error", type(error).__name__, error.message)
+    """What a client can tell errors apart by: the status code and etcd's message."""
+    return ("error", error.code, error.message)
 
 
 def outcome(run: Callable[[], object]) -> Outcome:
