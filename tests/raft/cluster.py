@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from cairn.raft import (
     ConfChange,
     Config,
+    ConfState,
     EntryKind,
     MemoryStorage,
     Message,
     MessageType,
     RawNode,
     ReadState,
+    Ready,
     Role,
 )
 
@@ -29,15 +31,40 @@ def make_node(
     seed: int = 0,
     **kw,
 ) -> RawNode:
+    voters = tuple(voters)
+    if (
+        storage is not None
+        and storage.last_index()
+        and voters
+        and storage.initial_state()[1].is_empty()
+    ):
+        # A test storage pre-filled by hand: give it the configuration a real one would have.
+        storage.set_conf_state(ConfState(voters, tuple(learners)))
     cfg = Config(
         id=node_id,
         storage=storage if storage is not None else MemoryStorage(),
         rng=random.Random(seed * 1000 + node_id),
-        voters=tuple(voters),
+        voters=voters,
         learners=tuple(learners),
         **kw,
     )
     return RawNode(cfg)
+
+
+def handle_ready(node: RawNode) -> Ready:
+    """Act on one Ready the way a member must: persist, (caller sends), apply, advance."""
+    storage = node.raft.log.storage
+    rd = node.ready()
+    if rd.snapshot is not None:
+        storage.apply_snapshot(rd.snapshot)
+    storage.append(rd.entries)
+    if rd.hard_state is not None:
+        storage.set_hard_state(rd.hard_state)
+    for e in rd.committed_entries:
+        if e.kind is EntryKind.CONF_CHANGE:
+            node.apply_conf_change(ConfChange.decode(e.data))
+    node.advance(rd)
+    return rd
 
 
 @dataclass

@@ -47,7 +47,7 @@ def test_single_node_becomes_leader_at_once():
     node = make_node(1, [1])
     node.campaign()
     assert node.raft.role is Role.LEADER
-    assert node.raft.log.committed == 1  # its empty entry
+    assert node.raft.log.committed == 2  # bootstrap entry 1, then its empty entry
 
 
 def test_candidate_with_quorum_of_votes_becomes_leader():
@@ -60,13 +60,13 @@ def test_leader_appends_empty_entry_of_its_term_on_election():
     c = Cluster.new(3)
     c.elect(1)
     entries = c.raft(1).log.all_entries()
-    assert entries[-1] == Entry(1, 1, b"")
+    assert entries[-1] == Entry(4, 1, b"")  # after the 3 bootstrap entries
 
 
 def test_node_grants_at_most_one_vote_per_term():
     node = make_node(1, [1, 2, 3])
-    node.step(Message(MT.VOTE, to=1, frm=2, term=1, index=0, log_term=0))
-    node.step(Message(MT.VOTE, to=1, frm=3, term=1, index=0, log_term=0))
+    node.step(Message(MT.VOTE, to=1, frm=2, term=1, index=3, log_term=0))
+    node.step(Message(MT.VOTE, to=1, frm=3, term=1, index=3, log_term=0))
     resps = [m for m in take(node) if m.type is MT.VOTE_RESP]
     assert [(m.to, m.reject) for m in resps] == [(2, False), (3, True)]
 
@@ -74,7 +74,7 @@ def test_node_grants_at_most_one_vote_per_term():
 def test_node_repeats_grant_to_same_candidate():
     node = make_node(1, [1, 2, 3])
     for _ in range(2):
-        node.step(Message(MT.VOTE, to=1, frm=2, term=1))
+        node.step(Message(MT.VOTE, to=1, frm=2, term=1, index=3))
     assert [m.reject for m in take(node)] == [False, False]
 
 

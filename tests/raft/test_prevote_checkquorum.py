@@ -26,7 +26,7 @@ def test_pre_vote_does_not_bump_the_term():
 
 def test_granting_a_pre_vote_changes_neither_term_nor_vote():
     node = make_node(2, [1, 2, 3], pre_vote=True)
-    node.step(Message(MT.PRE_VOTE, to=2, frm=1, term=1, index=0, log_term=0))
+    node.step(Message(MT.PRE_VOTE, to=2, frm=1, term=1, index=3, log_term=0))
     [resp] = take(node)
     assert resp.type is MT.PRE_VOTE_RESP and not resp.reject and resp.term == 1
     assert node.raft.term == 0 and node.raft.vote == 0

@@ -101,7 +101,7 @@ def test_leader_fast_backtracks_divergent_follower():
     # Node 3 holds a long uncommitted tail of a term the leader never saw.
     r3 = c.raft(3)
     r3.become_follower(2, 0)
-    r3.log.append([Entry(i, 2, b"junk") for i in range(2, 22)])
+    r3.log.append([Entry(i, 2, b"junk") for i in range(5, 25)])
     c.stabilize()
     c.heal()
     c.sent.clear()

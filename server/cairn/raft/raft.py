@@ -97,16 +97,37 @@ class Raft:
         self.msgs: list[Message] = []
         self.read_states: list[ReadState] = []
 
-        hard_state, conf_state = config.storage.initial_state()
-        if conf_state.is_empty():
-            voters = config.voters or config.peers
-            conf_state = ConfState(tuple(voters), tuple(config.learners))
-        self._apply_conf_state(conf_state)
+        storage = config.storage
+        hard_state, conf_state = storage.initial_state()
+        pristine = (
+            storage.last_index() == 0 and storage.snapshot().is_empty() and hard_state.is_empty()
+        )
+        if conf_state.is_empty() and pristine and (config.voters or config.peers):
+            self._bootstrap(tuple(config.voters or config.peers), tuple(config.learners))
+        else:
+            self._apply_conf_state(conf_state)
         if not hard_state.is_empty():
             self._load_hard_state(hard_state)
         if config.applied:
             self.log.applied_to(config.applied)
         self.become_follower(self.term, NONE)
+
+    def _bootstrap(self, voters: tuple[int, ...], learners: tuple[int, ...]) -> None:
+        """Start a brand-new cluster: the initial configuration becomes committed conf-change
+        entries at term 0, indexes 1..n, identical on every founding member.
+
+        Putting it in the log (rather than only in memory) means a member that joins later and
+        replays the log from index 1, or restarts before any snapshot, rebuilds the same
+        membership. The entries appear in the first Ready to be persisted and applied (applying
+        them again is harmless)."""
+        changes = [ConfChange(ConfChangeType.ADD_VOTER, v) for v in sorted(set(voters))]
+        changes += [ConfChange(ConfChangeType.ADD_LEARNER, v) for v in sorted(set(learners))]
+        entries = [
+            Entry(i, 0, cc.encode(), EntryKind.CONF_CHANGE) for i, cc in enumerate(changes, 1)
+        ]
+        self.log.append(entries)
+        self.log.committed = len(entries)
+        self._apply_conf_state(ConfState(tuple(sorted(set(voters))), tuple(sorted(set(learners)))))
 
     # ------------------------------------------------------------------ state accessors
 
@@ -328,8 +349,10 @@ class Raft:
         lo = max(self.log.applied + 1, self.log.first_index())
         if lo > self.log.committed:
             return False
+        # Term-0 entries are the bootstrap configuration: either already in effect (fresh
+        # bootstrap) or, after a restart, this node has no configuration and cannot campaign.
         return any(
-            e.kind is EntryKind.CONF_CHANGE
+            e.kind is EntryKind.CONF_CHANGE and e.term > 0
             for e in self.log.slice(lo, self.log.committed + 1, None)
         )
 

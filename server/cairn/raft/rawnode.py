@@ -86,7 +86,8 @@ class RawNode:
     def __init__(self, config: Config) -> None:
         self.raft = Raft(config)
         self._prev_soft = self.raft.soft_state()
-        self._prev_hard = self.raft.hard_state()
+        # Compare against what is on disk, so a bootstrap's commit index is reported.
+        self._prev_hard = config.storage.hard_state()
 
     # --- input ---
 
