@@ -1,0 +1,138 @@
+"""The server side of the peer protocol: accepts streams from peers and delivers their messages.
+
+Every call is checked against this member's identity before anything is delivered. Per sender,
+only the most recent stream delivers: a sender opens a new stream only after giving up on the
+old one, and letting a half-dead old stream deliver late frames would reorder that sender's
+messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+
+from cairn.peer.handshake import LocalIdentity, format_id
+from cairn.peer.metrics import PeerMetrics
+from cairn.peer.ratelimit import RateLimitedLog
+from cairn.proto import peer_pb2, peer_pb2_grpc
+
+log = logging.getLogger("cairn.peer")
+
+MessageHandler = Callable[[int, bytes], None]
+"""``on_message(from_id, payload)``: called on the event loop, in arrival order per sender."""
+
+SNAPSHOT_UNIMPLEMENTED = "cairn: snapshot transfer over the peer transport is not implemented yet"
+
+
+class PeerService(peer_pb2_grpc.PeerServicer):
+    """Implements cairnpb.Peer for one transport."""
+
+    def __init__(
+        self, identity: LocalIdentity, on_message: MessageHandler, metrics: PeerMetrics
+    ) -> None:
+        self._identity = identity
+        self._on_message = on_message
+        self._metrics = metrics
+        self._current: dict[int, object] = {}
+        self._limited = RateLimitedLog(log)
+
+    async def _refuse_if_invalid(
+        self, hello: peer_pb2.PeerHello, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        reason = self._identity.refusal(hello)
+        if reason is None:
+            return
+        self._metrics.peer_received_failures_total[hello.from_id] += 1
+        self._limited.log(
+            ("refused", hello.from_id, hello.cluster_id, hello.to_id),
+            logging.ERROR,
+            "refused peer %s from %s: %s",
+            format_id(hello.from_id),
+            context.peer(),
+            reason,
+        )
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, reason)
+
+    async def Stream(
+        self,
+        request_iterator: AsyncIterator[peer_pb2.StreamFrame],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> None:
+        """Handshake, acknowledge, then deliver every batch until the sender closes."""
+        first = await anext(request_iterator, None)
+        if first is None:
+            return
+        if first.WhichOneof("frame") != "hello":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "cairn: a peer stream must start with a hello"
+            )
+        hello = first.hello
+        await self._refuse_if_invalid(hello, context)
+        sender = hello.from_id
+        token = object()
+        self._current[sender] = token
+        self._limited.reset(("refused", sender, hello.cluster_id, hello.to_id))
+        log.debug("accepted stream from peer %s (%s)", format_id(sender), context.peer())
+        await context.write(
+            peer_pb2.StreamAccepted(
+                cluster_id=self._identity.cluster_id, member_id=self._identity.member_id
+            )
+        )
+        try:
+            async for frame in request_iterator:
+                if self._current.get(sender) is not token:
+                    log.debug("stream from peer %s superseded by a newer one", format_id(sender))
+                    return
+                if frame.WhichOneof("frame") != "batch":
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, "cairn: hello sent twice on one stream"
+                    )
+                self._deliver(sender, frame.batch)
+        finally:
+            if self._current.get(sender) is token:
+                del self._current[sender]
+
+    def _deliver(self, sender: int, batch: peer_pb2.PeerMessageBatch) -> None:
+        received = self._metrics.peer_received_bytes_total
+        me = self._identity.member_id
+        for message in batch.messages:
+            if message.from_id != sender or message.to_id != me:
+                # Cannot happen with cairn's sender; refusing quietly keeps a buggy or hostile
+                # peer from injecting messages in another member's name.
+                self._metrics.peer_received_failures_total[sender] += 1
+                self._limited.log(
+                    ("misaddressed", sender),
+                    logging.WARNING,
+                    "ignored message on peer %s's stream from %s to %s",
+                    format_id(sender),
+                    format_id(message.from_id),
+                    format_id(message.to_id),
+                )
+                continue
+            received[sender] += len(message.payload)
+            try:
+                self._on_message(sender, message.payload)
+            except Exception:
+                # The member's bug must not cut the stream: later messages would be lost too.
+                log.exception("on_message failed for a message from peer %s", format_id(sender))
+
+    async def Probe(
+        self, request: peer_pb2.ProbeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> peer_pb2.ProbeResponse:
+        """Answer at once: the caller times the round trip."""
+        await self._refuse_if_invalid(request.hello, context)
+        return peer_pb2.ProbeResponse(
+            cluster_id=self._identity.cluster_id, member_id=self._identity.member_id
+        )
+
+    async def SendSnapshot(
+        self,
+        request_iterator: AsyncIterator[peer_pb2.SnapshotChunk],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> peer_pb2.SnapshotReceived:
+        """Reserved for streamed snapshots; refuses until the member can install them."""
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, SNAPSHOT_UNIMPLEMENTED)
+        raise AssertionError("unreachable: abort raises")

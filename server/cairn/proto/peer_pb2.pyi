@@ -1,0 +1,83 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PeerHello(_message.Message):
+    __slots__ = ("cluster_id", "from_id", "to_id", "protocol_version")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    from_id: int
+    to_id: int
+    protocol_version: int
+    def __init__(self, cluster_id: _Optional[int] = ..., from_id: _Optional[int] = ..., to_id: _Optional[int] = ..., protocol_version: _Optional[int] = ...) -> None: ...
+
+class PeerMessage(_message.Message):
+    __slots__ = ("from_id", "to_id", "payload")
+    FROM_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    from_id: int
+    to_id: int
+    payload: bytes
+    def __init__(self, from_id: _Optional[int] = ..., to_id: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class PeerMessageBatch(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ...) -> None: ...
+
+class StreamFrame(_message.Message):
+    __slots__ = ("hello", "batch")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    hello: PeerHello
+    batch: PeerMessageBatch
+    def __init__(self, hello: _Optional[_Union[PeerHello, _Mapping]] = ..., batch: _Optional[_Union[PeerMessageBatch, _Mapping]] = ...) -> None: ...
+
+class StreamAccepted(_message.Message):
+    __slots__ = ("cluster_id", "member_id")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    member_id: int
+    def __init__(self, cluster_id: _Optional[int] = ..., member_id: _Optional[int] = ...) -> None: ...
+
+class ProbeRequest(_message.Message):
+    __slots__ = ("hello",)
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    hello: PeerHello
+    def __init__(self, hello: _Optional[_Union[PeerHello, _Mapping]] = ...) -> None: ...
+
+class ProbeResponse(_message.Message):
+    __slots__ = ("cluster_id", "member_id")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    member_id: int
+    def __init__(self, cluster_id: _Optional[int] = ..., member_id: _Optional[int] = ...) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("hello", "metadata", "data", "total_bytes")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    hello: PeerHello
+    metadata: bytes
+    data: bytes
+    total_bytes: int
+    def __init__(self, hello: _Optional[_Union[PeerHello, _Mapping]] = ..., metadata: _Optional[bytes] = ..., data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
+class SnapshotReceived(_message.Message):
+    __slots__ = ("received_bytes",)
+    RECEIVED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    received_bytes: int
+    def __init__(self, received_bytes: _Optional[int] = ...) -> None: ...
