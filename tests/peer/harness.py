@@ -40,14 +40,22 @@ class Node:
 
 
 def make_node(
-    member_id: int, *, cluster_id: int = CLUSTER_ID, options: TransportOptions = FAST
+    member_id: int,
+    *,
+    cluster_id: int = CLUSTER_ID,
+    options: TransportOptions = FAST,
+    on_message: Callable[[int, bytes], None] | None = None,
 ) -> Node:
-    """A node whose transport is built but not started."""
+    """A node whose transport is built but not started; records deliveries unless told not to."""
     node = Node(member_id, None)  # type: ignore[arg-type]
+
+    def record(origin: int, payload: bytes) -> None:
+        node.received.append((origin, payload))
+
     node.transport = Transport(
         member_id,
         cluster_id,
-        lambda origin, payload: node.received.append((origin, payload)),
+        on_message or record,
         on_unreachable=node.unreachable.append,
         options=options,
     )
@@ -60,8 +68,9 @@ async def start_node(
     cluster_id: int = CLUSTER_ID,
     options: TransportOptions = FAST,
     url: str = LOOPBACK_ANY_PORT,
+    on_message: Callable[[int, bytes], None] | None = None,
 ) -> Node:
-    node = make_node(member_id, cluster_id=cluster_id, options=options)
+    node = make_node(member_id, cluster_id=cluster_id, options=options, on_message=on_message)
     await node.transport.start([url])
     return node
 

@@ -98,6 +98,7 @@ class PeerSender:
         self._outbox = Outbox(options.queue_size)
         self._channel: grpc.aio.Channel | None = None
         self._broken: str | None = None
+        self._redial = False
         self._tasks: list[asyncio.Task[None]] = []
         self._limited = RateLimitedLog(log)
         self._max_payload = options.max_message_bytes - FRAME_OVERHEAD_BYTES
@@ -132,6 +133,9 @@ class PeerSender:
         self._urls = list(urls)
         self._next_url = 0
         if self.state is PeerState.ACTIVE:
+            # Not a failure: keep what is queued and reconnect at once on the new URLs.
+            self._redial = True
+            self.state = PeerState.CONNECTING
             self._break("peer URLs changed")
 
     # -- the producer side: called by Transport.send on the loop; never blocks or raises ----
@@ -187,13 +191,21 @@ class PeerSender:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self._options.reconnect_backoff_max)
                 continue
+            if url not in self._urls:  # update_urls ran while this attempt was dialling
+                call.cancel()
+                await self._close_channel()
+                continue
             backoff = initial
             self._mark_active(url)
             try:
                 await self._pump(call)
             except Exception as exc:
-                self._mark_down(url, _describe(exc), refused=False)
+                if self._redial:
+                    log.info("peer %s: reconnecting on new URLs", format_id(self.peer_id))
+                else:
+                    self._mark_down(url, _describe(exc), refused=False)
             finally:
+                self._redial = False
                 call.cancel()
                 await self._close_channel()
 
