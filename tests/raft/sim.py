@@ -24,6 +24,7 @@ and a write commits within a bounded number of ticks.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import random
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 
 from cairn.raft import (
     ConfChange,
+    ConfChangeType,
     Config,
     EntryKind,
     MemoryStorage,
@@ -69,6 +71,9 @@ class SimParams:
     snapshot_every: int = 0  # 0 = never compact
     max_inflight: int = 8
     liveness_ticks: int = 0  # 0 = derived from election_tick
+    spare_nodes: int = 0  # nodes outside the initial configuration, for membership changes
+    conf_change_rate: float = 0.0  # per tick
+    transfer_rate: float = 0.0  # per tick
 
     @classmethod
     def random(cls, rng: random.Random) -> SimParams:
@@ -86,6 +91,9 @@ class SimParams:
             crash_rate=rng.choice((0.0, 0.01, 0.03)),
             snapshot_every=rng.choice((0, 0, 5, 20)),
             max_inflight=rng.choice((1, 4, 256)),
+            spare_nodes=rng.choice((0, 0, 1, 2)),
+            conf_change_rate=rng.choice((0.0, 0.02, 0.05)),
+            transfer_rate=rng.choice((0.0, 0.0, 0.02, 0.05)),
         )
 
 
@@ -114,8 +122,8 @@ class Sim:
         self.seed = seed
         self.rng = random.Random(seed)
         self.p = params if params is not None else SimParams.random(self.rng)
-        ids = list(range(1, self.p.n + 1))
-        self.voters = tuple(ids)
+        ids = list(range(1, self.p.n + self.p.spare_nodes + 1))
+        self.voters = tuple(ids[: self.p.n])
         self.nodes: dict[int, SimNode] = {i: SimNode(i, MemoryStorage()) for i in ids}
         for sn in self.nodes.values():
             self._start(sn)
@@ -151,7 +159,9 @@ class Sim:
             id=sn.id,
             storage=sn.storage,
             rng=random.Random(self.rng.random()),
-            voters=self.voters,
+            # Founders bootstrap the cluster; spare nodes start empty and learn the
+            # configuration from the log once added.
+            voters=self.voters if sn.id in self.voters else (),
             election_tick=self.p.election_tick,
             heartbeat_tick=self.p.heartbeat_tick,
             max_inflight_msgs=self.p.max_inflight,
@@ -389,10 +399,40 @@ class Sim:
             self.reads[ctx] = PendingRead(sn.id, ctx, len(self.acked))
             sn.node.read_index(ctx)  # type: ignore[union-attr]
 
+    def membership(self) -> None:
+        """Random one-at-a-time membership changes and leadership transfers, asked of a
+        random live node (the leader refuses a second pending change; that is fine)."""
+        live = self._live()
+        if not live:
+            return
+        rng = self.rng
+        if rng.random() < self.p.conf_change_rate:
+            sn = rng.choice(live)
+            conf = sn.node.raft.tracker  # type: ignore[union-attr]
+            voters, learners = sorted(conf.voters), sorted(conf.learners)
+            outsiders = [i for i in self.nodes if i not in voters and i not in learners]
+            choices: list[ConfChange] = []
+            choices += [ConfChange(ConfChangeType.ADD_LEARNER, i) for i in outsiders]
+            choices += [ConfChange(ConfChangeType.ADD_VOTER, i) for i in learners]
+            if len(voters) < 5:
+                choices += [ConfChange(ConfChangeType.ADD_VOTER, i) for i in outsiders]
+            if len(voters) > 3:
+                choices += [ConfChange(ConfChangeType.REMOVE, i) for i in voters]
+                choices += [ConfChange(ConfChangeType.ADD_LEARNER, i) for i in voters]
+            choices += [ConfChange(ConfChangeType.REMOVE, i) for i in learners]
+            if choices:
+                with contextlib.suppress(ProposalDropped):
+                    sn.node.propose_conf_change(rng.choice(choices))  # type: ignore[union-attr]
+        if rng.random() < self.p.transfer_rate:
+            sn = rng.choice(live)
+            target = rng.choice(sorted(self.nodes))
+            sn.node.transfer_leadership(target)  # type: ignore[union-attr]
+
     def step_tick(self, chaos: bool = True) -> None:
         if chaos:
             self.faults()
             self.workload()
+            self.membership()
         for sn in self._live():
             sn.node.tick()  # type: ignore[union-attr]
         self.drain()
@@ -406,6 +446,13 @@ class Sim:
         for _ in range(self.p.ticks):
             self.step_tick()
         self.check_liveness()
+
+    def _final_write_everywhere(self, marker: bytes) -> bool:
+        """The marker is applied on the newest leader and on every member it knows of."""
+        leaders = [sn for sn in self._live() if sn.node.raft.role is Role.LEADER]  # type: ignore[union-attr]
+        leader = max(leaders, key=lambda sn: sn.node.raft.term)  # type: ignore[union-attr]
+        members = leader.node.raft.tracker.progress  # type: ignore[union-attr]
+        return all(marker in self.nodes[i].writes for i in members)
 
     def check_liveness(self) -> None:
         """Heal everything; a leader must emerge and a fresh write commit within the bound."""
@@ -431,7 +478,7 @@ class Sim:
                     last_try = t
                 except ProposalDropped:
                     pass
-            if all(marker in sn.writes for sn in self.nodes.values()):
+            if leaders and self._final_write_everywhere(marker):
                 return
         self.fail(f"liveness: no leader committed a write within {bound} ticks of healing")
 

@@ -153,3 +153,26 @@ def test_restart_from_snapshot_resumes_after_its_index():
     assert node.raft.tracker.voters == {1, 2, 3}
     rd = node.ready()
     assert [e.index for e in rd.committed_entries] == [7, 8]
+
+
+def test_node_added_after_leaders_snapshot_installs_it_then_learns_its_addition():
+    from tests.raft.test_membership import add_node
+
+    from cairn.raft import ConfChange, ConfChangeType
+
+    c = Cluster.new(3)
+    c.elect(1)
+    for i in range(5):
+        c.propose(1, b"v%d" % i)
+    applied = c.raft(1).log.applied
+    c.storages[1].create_snapshot(applied, ConfState((1, 2, 3)), b"img")
+    c.storages[1].compact(applied)
+    add_node(c, 4)
+    c.nodes[1].propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4))
+    c.stabilize()
+    c.nodes[1].report_snapshot(4, True)
+    c.tick_all(3)
+    assert c.storages[4].snapshot().index == applied
+    assert c.raft(4).tracker.learners == {4}
+    c.propose(1, b"after")
+    assert c.applied[4][-1] == b"after"

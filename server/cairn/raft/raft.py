@@ -716,9 +716,10 @@ class Raft:
         snapshot replaced our log (it then appears in the next Ready)."""
         if snap.index <= self.log.committed:
             return False
+        # The snapshot's configuration may not include us yet: a node added after the leader's
+        # last snapshot is caught up with it, and learns of its own addition from the entries
+        # that follow. Until then it is not in its voter set, so it cannot campaign.
         cs = snap.metadata.conf_state
-        if self.id not in cs.voters and self.id not in cs.learners:
-            return False  # a snapshot from a configuration we are not part of
         if self.log.match_term(snap.index, snap.term):
             # We hold that entry already: just fast-forward the commit index.
             self.log.commit_to(snap.index)
