@@ -24,7 +24,7 @@ class PeerMetrics:
     """Counters for one transport. Mutated only on the event loop that runs the transport."""
 
     peer_sent_bytes_total: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
-    """``etcd_network_peer_sent_bytes_total{To}``: payload bytes written to each peer's stream."""
+    """``etcd_network_peer_sent_bytes_total{To}``: payload bytes handed to each peer's stream."""
 
     peer_received_bytes_total: defaultdict[int, int] = field(
         default_factory=lambda: defaultdict(int)

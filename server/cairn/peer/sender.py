@@ -260,13 +260,15 @@ class PeerSender:
                         peer_pb2.PeerMessage(from_id=me, to_id=peer, payload=p) for p in payloads
                     ]
                 )
-                try:
-                    await call.write(peer_pb2.StreamFrame(batch=batch))
-                except BaseException:
-                    metrics.peer_sent_failures_total[peer] += len(payloads)
-                    raise
+                # Counted when handed to gRPC, as etcd counts bytes written into its stream:
+                # the write's completion can lag the peer's receipt, and stop() may cut it off.
                 metrics.peer_sent_bytes_total[peer] += sum(len(p) for p in payloads)
                 metrics.peer_sent_batches_total[peer] += 1
+                try:
+                    await call.write(peer_pb2.StreamFrame(batch=batch))
+                except Exception:  # not CancelledError: a write cut short by stop() is no failure
+                    metrics.peer_sent_failures_total[peer] += len(payloads)
+                    raise
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
