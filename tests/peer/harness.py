@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cairn.peer import Transport, TransportOptions
+from cairn.peer import PeerFaults, Transport, TransportOptions
 
 CLUSTER_ID = 0xC1A5
 LOOPBACK_ANY_PORT = "http://127.0.0.1:0"
@@ -45,6 +45,7 @@ def make_node(
     cluster_id: int = CLUSTER_ID,
     options: TransportOptions = FAST,
     on_message: Callable[[int, bytes], None] | None = None,
+    faults: PeerFaults | None = None,
 ) -> Node:
     """A node whose transport is built but not started; records deliveries unless told not to."""
     node = Node(member_id, None)  # type: ignore[arg-type]
@@ -58,6 +59,7 @@ def make_node(
         on_message or record,
         on_unreachable=node.unreachable.append,
         options=options,
+        faults=faults,
     )
     return node
 
@@ -69,15 +71,26 @@ async def start_node(
     options: TransportOptions = FAST,
     url: str = LOOPBACK_ANY_PORT,
     on_message: Callable[[int, bytes], None] | None = None,
+    faults: PeerFaults | None = None,
 ) -> Node:
-    node = make_node(member_id, cluster_id=cluster_id, options=options, on_message=on_message)
+    node = make_node(
+        member_id, cluster_id=cluster_id, options=options, on_message=on_message, faults=faults
+    )
     await node.transport.start([url])
     return node
 
 
-async def start_mesh(count: int, *, options: TransportOptions = FAST) -> list[Node]:
-    """``count`` started nodes (IDs 1..count), each with every other one as a peer."""
-    nodes = [await start_node(i, options=options) for i in range(1, count + 1)]
+async def start_mesh(
+    count: int, *, options: TransportOptions = FAST, faults: PeerFaults | None = None
+) -> list[Node]:
+    """``count`` started nodes (IDs 1..count), each with every other one as a peer.
+
+    ``faults``, when given, is node 1's fault injector.
+    """
+    nodes = [
+        await start_node(i, options=options, faults=faults if i == 1 else None)
+        for i in range(1, count + 1)
+    ]
     for node in nodes:
         for other in nodes:
             if other is not node:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+import grpc
 import pytest
 from tests.peer.harness import (
     CLUSTER_ID,
@@ -19,7 +20,7 @@ from tests.peer.harness import (
     wait_until,
 )
 
-from cairn.peer import PeerState, TransportOptions
+from cairn.peer import PeerFaults, PeerState, TransportOptions
 
 
 def test_message_to_unknown_peer_is_dropped_and_counted() -> None:
@@ -233,3 +234,60 @@ def test_failing_on_message_does_not_break_the_stream(caplog: pytest.LogCaptureF
     asyncio.run(main())
     assert seen == [b"a", b"b"]
     assert any("on_message failed" in r.getMessage() for r in caplog.records)
+
+
+def test_fault_injection_partitions_and_heals_a_link() -> None:
+    faults = PeerFaults()
+
+    async def main() -> tuple[list[Node], list[int]]:
+        nodes = await start_mesh(3, faults=faults)
+        one, two, three = nodes
+        try:
+            await wait_until(lambda: one.transport.peer_state(2) is PeerState.ACTIVE)
+            await wait_until(lambda: two.transport.peer_state(1) is PeerState.ACTIVE)
+            faults.partition([2])
+            one.transport.send(2, b"lost out")
+            one.transport.send(3, b"kept out")
+            two.transport.send(1, b"lost in")
+            three.transport.send(1, b"kept in")
+            await wait_until(lambda: len(three.received) == 1 and len(one.received) == 1)
+            await asyncio.sleep(0.05)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await two.transport.probe(1)
+            partitioned = [len(two.received), len(one.received)]
+            faults.heal()
+            one.transport.send(2, b"healed out")
+            two.transport.send(1, b"healed in")
+            await wait_until(lambda: len(two.received) == 1 and len(one.received) == 2)
+        finally:
+            await stop_all(nodes)
+        return nodes, partitioned
+
+    (one, two, three), partitioned = asyncio.run(main())
+    assert partitioned == [0, 1]
+    assert two.received == [(1, b"healed out")]
+    assert one.received == [(3, b"kept in"), (2, b"healed in")]
+    assert three.received == [(1, b"kept out")]
+    assert faults.dropped_outbound[2] == 1 and faults.dropped_inbound[2] == 1
+    # A test-made partition leaves the production counters and callbacks alone.
+    assert one.transport.metrics.peer_dropped_messages_total[2] == 0
+    assert 2 not in one.unreachable
+
+
+def test_oversized_message_is_dropped_and_counted() -> None:
+    options = TransportOptions(**{**FAST.__dict__, "max_message_bytes": 64 * 1024})
+
+    async def main() -> list[Node]:
+        nodes = await start_mesh(2, options=options)
+        one, two = nodes
+        try:
+            one.transport.send(2, b"x" * (64 * 1024))
+            one.transport.send(2, b"fits")
+            await wait_until(lambda: len(two.received) == 1)
+        finally:
+            await stop_all(nodes)
+        return nodes
+
+    one, two = asyncio.run(main())
+    assert two.received == [(1, b"fits")]
+    assert one.transport.metrics.peer_dropped_messages_total[2] == 1

@@ -3,6 +3,7 @@
 See :class:`Transport`. The wire protocol is ``cairn/proto/peer.proto`` (package cairnpb).
 """
 
+from cairn.peer.faults import PeerFaults
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.options import TransportOptions
 from cairn.peer.sender import PeerState, PeerUnavailable
@@ -10,6 +11,7 @@ from cairn.peer.transport import Transport
 from cairn.peer.urls import PeerURL, PeerURLError, parse_peer_url
 
 __all__ = [
+    "PeerFaults",
     "PeerMetrics",
     "PeerState",
     "PeerURL",

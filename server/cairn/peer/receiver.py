@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from cairn.peer.faults import PeerFaults
 from cairn.peer.handshake import LocalIdentity, format_id
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.ratelimit import RateLimitedLog
@@ -31,9 +32,14 @@ class PeerService(peer_pb2_grpc.PeerServicer):
     """Implements cairnpb.Peer for one transport."""
 
     def __init__(
-        self, identity: LocalIdentity, on_message: MessageHandler, metrics: PeerMetrics
+        self,
+        identity: LocalIdentity,
+        on_message: MessageHandler,
+        metrics: PeerMetrics,
+        faults: PeerFaults | None = None,
     ) -> None:
         self._identity = identity
+        self._faults = faults
         self._on_message = on_message
         self._metrics = metrics
         self._current: dict[int, object] = {}
@@ -90,6 +96,8 @@ class PeerService(peer_pb2_grpc.PeerServicer):
                     await context.abort(
                         grpc.StatusCode.INVALID_ARGUMENT, "cairn: hello sent twice on one stream"
                     )
+                if self._faults is not None and self._faults.drops_inbound(sender):
+                    continue
                 self._deliver(sender, frame.batch)
         finally:
             if self._current.get(sender) is token:
@@ -124,6 +132,8 @@ class PeerService(peer_pb2_grpc.PeerServicer):
     ) -> peer_pb2.ProbeResponse:
         """Answer at once: the caller times the round trip."""
         await self._refuse_if_invalid(request.hello, context)
+        if self._faults is not None and request.hello.from_id in self._faults.blocked:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "cairn: partitioned (fault injection)")
         return peer_pb2.ProbeResponse(
             cluster_id=self._identity.cluster_id, member_id=self._identity.member_id
         )

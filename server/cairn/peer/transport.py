@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
+from cairn.peer.faults import PeerFaults
 from cairn.peer.handshake import LocalIdentity, format_id
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.options import TransportOptions
@@ -32,7 +33,8 @@ class Transport:
     ``on_unreachable(peer_id)`` is called when a message to a known peer is dropped or its
     stream fails, so the member can tell Raft (``report_unreachable``) to stop pipelining to it.
     Credentials are optional: without them peers talk plaintext over ``http://`` URLs; with them
-    (mutual TLS against the peer CA) only ``https://`` URLs are accepted.
+    (mutual TLS against the peer CA) only ``https://`` URLs are accepted. ``faults`` is for
+    cluster tests only (see :mod:`cairn.peer.faults`).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class Transport:
         server_credentials: grpc.ServerCredentials | None = None,
         channel_credentials: grpc.ChannelCredentials | None = None,
         options: TransportOptions | None = None,
+        faults: PeerFaults | None = None,
     ) -> None:
         self.member_id = member_id
         self.cluster_id = cluster_id
@@ -53,8 +56,10 @@ class Transport:
         self._identity = LocalIdentity(member_id, cluster_id)
         self._on_unreachable = on_unreachable
         self._channel_credentials = channel_credentials
+        self.faults = faults
+        """Test-only partitions; None (the default) in production."""
         self._server = PeerServer(
-            PeerService(self._identity, on_message, self.metrics),
+            PeerService(self._identity, on_message, self.metrics, faults),
             self.options,
             server_credentials,
         )
@@ -130,6 +135,8 @@ class Transport:
 
     def send(self, to: int, payload: bytes) -> None:
         """Queue ``payload`` for ``to``; never blocks, never raises. Undeliverable = dropped."""
+        if self.faults is not None and self.faults.drops_outbound(to):
+            return
         sender = self._peers.get(to)
         if sender is not None:
             sender.send(payload)
