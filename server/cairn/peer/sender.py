@@ -197,6 +197,7 @@ class PeerSender:
                 continue
             backoff = initial
             self._mark_active(url)
+            pause = 0.0
             try:
                 await self._pump(call)
             except Exception as exc:
@@ -204,10 +205,14 @@ class PeerSender:
                     log.info("peer %s: reconnecting on new URLs", format_id(self.peer_id))
                 else:
                     self._mark_down(url, _describe(exc), refused=False)
+                    # Short, so a restarted peer is back quickly; not zero, so a peer that
+                    # accepts streams and then drops them cannot make this loop spin.
+                    pause = initial * random.uniform(0.5, 1.0)
             finally:
                 self._redial = False
                 call.cancel()
                 await self._close_channel()
+            await asyncio.sleep(pause)
 
     def _open_channel(self, url: PeerURL) -> grpc.aio.Channel:
         options = channel_options(self._options)
