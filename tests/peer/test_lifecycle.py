@@ -157,3 +157,45 @@ def test_update_peer_moves_the_stream_to_the_new_url() -> None:
         return replacement.received
 
     assert asyncio.run(main()) == [(1, b"to the new address")]
+
+
+def test_newer_stream_from_a_sender_supersedes_the_older_one() -> None:
+    """After a sender reconnects, a late frame on its old stream must not be delivered:
+    it would arrive out of order with what the new stream already carried."""
+
+    def frame(*payloads: bytes) -> peer_pb2.StreamFrame:
+        messages = [peer_pb2.PeerMessage(from_id=2, to_id=1, payload=p) for p in payloads]
+        return peer_pb2.StreamFrame(batch=peer_pb2.PeerMessageBatch(messages=messages))
+
+    async def main() -> list[tuple[int, bytes]]:
+        node = await start_node(1)
+        target = node.url.removeprefix("http://")
+        hello = peer_pb2.StreamFrame(hello=LocalIdentity(2, CLUSTER_ID).hello_to(1))
+        try:
+            async with (
+                grpc.aio.insecure_channel(target) as first,
+                grpc.aio.insecure_channel(target) as second,
+            ):
+                old = peer_pb2_grpc.PeerStub(first).Stream()
+                await old.write(hello)
+                await old.read()
+                await old.write(frame(b"old 1"))
+                await wait_until(lambda: len(node.received) == 1)
+
+                new = peer_pb2_grpc.PeerStub(second).Stream()
+                await new.write(hello)
+                await new.read()
+                await new.write(frame(b"new 1"))
+                await wait_until(lambda: len(node.received) == 2)
+
+                await old.write(frame(b"old 2, late"))
+                await new.write(frame(b"new 2"))
+                await wait_until(lambda: len(node.received) == 3)
+                await asyncio.sleep(0.05)
+                old.cancel()
+                new.cancel()
+        finally:
+            await node.transport.stop()
+        return node.received
+
+    assert asyncio.run(main()) == [(2, b"old 1"), (2, b"new 1"), (2, b"new 2")]
