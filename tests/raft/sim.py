@@ -473,19 +473,23 @@ class Sim:
         bound = self.p.liveness_ticks or 12 * self.p.election_tick + 20
         marker = b"w-final"
         last_try = -(10**9)
-        progress, progress_at = -1, 0
+        best: dict[tuple[int, str], int] = {}
+        progress_at = 0
         for t in range(20 * bound):
             self.step_tick(chaos=False)
-            # Progress: anything applied, or any follower's log growing (catch-up).
-            now = sum(len(sn.sm) for sn in self.nodes.values()) + sum(
-                sn.node.raft.log.last_index()  # type: ignore[union-attr]
-                for sn in self._live()
-                if sn.node.raft.role is not Role.LEADER  # type: ignore[union-attr]
-            )
-            if now > progress:
-                progress, progress_at = now, t
-            elif t - progress_at > bound:
-                self.fail(f"liveness: nothing applied for {bound} ticks after healing")
+            # Progress: some node applied more, or some follower's log grew (catch-up), than
+            # ever before in this phase.
+            for sn in self._live():
+                r = sn.node.raft  # type: ignore[union-attr]
+                marks = [("applied", len(sn.sm))]
+                if r.role is not Role.LEADER:
+                    marks.append(("log", r.log.last_index()))
+                for kind, value in marks:
+                    if value > best.get((sn.id, kind), -1):
+                        best[(sn.id, kind)] = value
+                        progress_at = t
+            if t - progress_at > bound:
+                self.fail(f"liveness: no progress for {bound} ticks after healing")
             leaders = [sn for sn in self._live() if sn.node.raft.role is Role.LEADER]  # type: ignore[union-attr]
             # Like a client: propose to the newest leader, retry if it did not go through
             # (a deposed leader may have accepted it and then lost it).

@@ -191,6 +191,10 @@ class Raft:
         self.tracker.reset_votes()
         self.lead = NONE
         self.role = Role.PRE_CANDIDATE
+        # A fresh random timeout, so two nodes whose pre-votes keep failing do not stay in step.
+        self.randomized_election_timeout = self.election_timeout + self.rng.randrange(
+            self.election_timeout
+        )
 
     def become_candidate(self) -> None:
         assert self.role is not Role.LEADER

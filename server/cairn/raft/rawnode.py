@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from cairn.raft.progress import ProgressState
 from cairn.raft.raft import Config, Raft
 from cairn.raft.types import (
-    NONE,
+    LOCAL,
     ConfChange,
     ConfState,
     Entry,
@@ -97,7 +97,7 @@ class RawNode:
 
     def step(self, message: Message) -> None:
         """Feed a message received from a peer. Local message types are refused."""
-        if message.type in (MessageType.HUP, MessageType.BEAT, MessageType.CHECK_QUORUM):
+        if message.type in LOCAL:
             raise ValueError(f"{message.type} is local and cannot come from the network")
         if message.frm not in self.raft.tracker.progress and _is_response(message.type):
             return  # an answer from a node that is no longer a member
@@ -219,7 +219,7 @@ class RawNode:
             r.id,
             r.term,
             r.vote,
-            r.lead if r.lead != NONE else NONE,
+            r.lead,
             r.role,
             r.log.committed,
             r.log.applied,
