@@ -1,6 +1,20 @@
 """Peer transport: carries members' Raft messages (as opaque bytes) over gRPC streams.
 
-See :class:`Transport`. The wire protocol is ``cairn/proto/peer.proto`` (package cairnpb).
+The member builds one :class:`Transport`, starts it on ``--listen-peer-urls``, adds every other
+member with its advertised peer URLs, and calls ``send(to, payload)`` for each Raft message.
+Inbound payloads arrive at ``on_message(from_id, payload)``.
+
+The wire protocol is ``cairn/proto/peer.proto`` (package ``cairnpb``, service ``Peer``):
+
+- ``Stream`` (bidirectional): one long-lived call per ordered pair of members. The caller's
+  first frame is a ``PeerHello`` (cluster ID, from, to, protocol version); the receiver checks it
+  and either aborts with FAILED_PRECONDITION (another cluster, another member behind the URL,
+  another protocol version) or answers with one ``StreamAccepted``. From then on the caller
+  writes ``PeerMessageBatch`` frames (each message: from, to, payload) and the receiver writes
+  nothing; either side ending the call ends the link, and the caller redials.
+- ``Probe`` (unary): same hello check, answered at once; the caller times it for
+  ``etcd_network_peer_round_trip_time_seconds``.
+- ``SendSnapshot`` (client streaming, chunks): reserved; answers UNIMPLEMENTED for now.
 """
 
 from cairn.peer.faults import PeerFaults

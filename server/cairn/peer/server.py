@@ -25,6 +25,11 @@ def server_options(options: TransportOptions) -> list[tuple[str, int]]:
         # answer pings that frequent with GOAWAY ("too_many_pings") and cut the stream.
         ("grpc.http2.min_recv_ping_interval_without_data_ms", keepalive_ms // 2),
         ("grpc.keepalive_permit_without_calls", 1),
+        # Under heavy one-way traffic gRPC's own flow-control (BDP) pings also count as strikes
+        # against a stream whose receiver never sends data back, and the default policy then
+        # cuts a healthy peer off ("too_many_pings"). Peers are members of this cluster (and
+        # authenticated once peer TLS is on), so ping-abuse enforcement only does harm here.
+        ("grpc.http2.max_ping_strikes", 0),
         # Two members must never share a port by accident (a restarted member racing its old
         # process); gRPC enables SO_REUSEPORT by default.
         ("grpc.so_reuseport", 0),
