@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cairn.peer import PeerFaults, Transport, TransportOptions
+from cairn.peer.snapshot import SnapshotHandler
 
 CLUSTER_ID = 0xC1A5
 LOOPBACK_ANY_PORT = "http://127.0.0.1:0"
@@ -46,6 +47,7 @@ def make_node(
     options: TransportOptions = FAST,
     on_message: Callable[[int, bytes], None] | None = None,
     faults: PeerFaults | None = None,
+    on_snapshot: SnapshotHandler | None = None,
 ) -> Node:
     """A node whose transport is built but not started; records deliveries unless told not to."""
     node = Node(member_id, None)  # type: ignore[arg-type]
@@ -60,6 +62,7 @@ def make_node(
         on_unreachable=node.unreachable.append,
         options=options,
         faults=faults,
+        on_snapshot=on_snapshot,
     )
     return node
 
@@ -72,9 +75,15 @@ async def start_node(
     url: str = LOOPBACK_ANY_PORT,
     on_message: Callable[[int, bytes], None] | None = None,
     faults: PeerFaults | None = None,
+    on_snapshot: SnapshotHandler | None = None,
 ) -> Node:
     node = make_node(
-        member_id, cluster_id=cluster_id, options=options, on_message=on_message, faults=faults
+        member_id,
+        cluster_id=cluster_id,
+        options=options,
+        on_message=on_message,
+        faults=faults,
+        on_snapshot=on_snapshot,
     )
     await node.transport.start([url])
     return node

@@ -14,13 +14,17 @@ The wire protocol is ``cairn/proto/peer.proto`` (package ``cairnpb``, service ``
   nothing; either side ending the call ends the link, and the caller redials.
 - ``Probe`` (unary): same hello check, answered at once; the caller times it for
   ``etcd_network_peer_round_trip_time_seconds``.
-- ``SendSnapshot`` (client streaming, chunks): reserved; answers UNIMPLEMENTED for now.
+- ``SendSnapshot`` (client streaming, on a connection of its own): a first chunk with the
+  hello, the opaque Raft message and the total length, then data chunks of at most
+  ``snapshot_chunk_bytes``; answered with ``SnapshotReceived`` once the member took it, or
+  DATA_LOSS (truncated), INTERNAL (the member refused it), UNIMPLEMENTED (no ``on_snapshot``).
 """
 
 from cairn.peer.faults import PeerFaults
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.options import TransportOptions
 from cairn.peer.sender import PeerState, PeerUnavailable
+from cairn.peer.snapshot import SnapshotError, SnapshotSendError, SnapshotTruncated
 from cairn.peer.transport import Transport
 from cairn.peer.urls import PeerURL, PeerURLError, parse_peer_url
 
@@ -31,6 +35,9 @@ __all__ = [
     "PeerURL",
     "PeerURLError",
     "PeerUnavailable",
+    "SnapshotError",
+    "SnapshotSendError",
+    "SnapshotTruncated",
     "Transport",
     "TransportOptions",
     "parse_peer_url",

@@ -59,6 +59,42 @@ class PeerMetrics:
     """``cairn_network_peer_sent_batches_total{To}`` (cairn's own): stream writes; messages per
     write shows how well batching amortises the per-write cost under load."""
 
+    snapshot_send_success: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
+    """``etcd_network_snapshot_send_success{To}``: snapshots the peer confirmed it took."""
+
+    snapshot_send_failures: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
+    """``etcd_network_snapshot_send_failures{To}``: transfers that failed or were refused."""
+
+    snapshot_send_inflights_total: defaultdict[int, int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    """``etcd_network_snapshot_send_inflights_total{To}`` (a gauge): transfers under way."""
+
+    snapshot_send_total_duration_seconds: defaultdict[int, deque[float]] = field(
+        default_factory=lambda: defaultdict(_samples)
+    )
+    """``etcd_network_snapshot_send_total_duration_seconds{To}``: recent successful transfers."""
+
+    snapshot_receive_success: defaultdict[int, int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    """``etcd_network_snapshot_receive_success{From}``: snapshots taken by this member."""
+
+    snapshot_receive_failures: defaultdict[int, int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    """``etcd_network_snapshot_receive_failures{From}``: truncated, refused or not taken."""
+
+    snapshot_receive_inflights_total: defaultdict[int, int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    """``etcd_network_snapshot_receive_inflights_total{From}`` (a gauge): transfers under way."""
+
+    snapshot_receive_total_duration_seconds: defaultdict[int, deque[float]] = field(
+        default_factory=lambda: defaultdict(_samples)
+    )
+    """``etcd_network_snapshot_receive_total_duration_seconds{From}``: recent successful ones."""
+
     def record_rtt(self, peer_id: int, seconds: float) -> None:
         """Keep one round-trip sample."""
         self.peer_round_trip_time_seconds[peer_id].append(seconds)

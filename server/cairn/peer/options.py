@@ -31,6 +31,9 @@ class TransportOptions:
     reconnect_backoff_max: float = 1.0
     """Longest wait between attempts: at most this long after a peer restarts until it is used."""
 
+    snapshot_chunk_bytes: int = 1024 * 1024
+    """Largest data piece per snapshot chunk: a snapshot never needs one giant gRPC message."""
+
     probe_interval: float | None = 4.0
     """Seconds between round-trip probes of each connected peer; None disables probing."""
 

@@ -9,6 +9,7 @@ messages.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from cairn.peer.faults import PeerFaults
 from cairn.peer.handshake import LocalIdentity, format_id
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.ratelimit import RateLimitedLog
+from cairn.peer.snapshot import IncomingSnapshot, SnapshotHandler, SnapshotTruncated
 from cairn.proto import peer_pb2, peer_pb2_grpc
 
 log = logging.getLogger("cairn.peer")
@@ -25,7 +27,7 @@ log = logging.getLogger("cairn.peer")
 MessageHandler = Callable[[int, bytes], None]
 """``on_message(from_id, payload)``: called on the event loop, in arrival order per sender."""
 
-SNAPSHOT_UNIMPLEMENTED = "cairn: snapshot transfer over the peer transport is not implemented yet"
+SNAPSHOT_UNIMPLEMENTED = "cairn: this member does not take snapshots over the peer transport"
 
 
 class PeerService(peer_pb2_grpc.PeerServicer):
@@ -37,9 +39,11 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         on_message: MessageHandler,
         metrics: PeerMetrics,
         faults: PeerFaults | None = None,
+        on_snapshot: SnapshotHandler | None = None,
     ) -> None:
         self._identity = identity
         self._faults = faults
+        self._on_snapshot = on_snapshot
         self._on_message = on_message
         self._metrics = metrics
         self._current: dict[int, object] = {}
@@ -143,6 +147,42 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         request_iterator: AsyncIterator[peer_pb2.SnapshotChunk],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> peer_pb2.SnapshotReceived:
-        """Reserved for streamed snapshots; refuses until the member can install them."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, SNAPSHOT_UNIMPLEMENTED)
-        raise AssertionError("unreachable: abort raises")
+        """Check the hello, let the member read and persist the data, confirm when it has."""
+        if self._on_snapshot is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, SNAPSHOT_UNIMPLEMENTED)
+        first = await anext(request_iterator, None)
+        if first is None or not first.HasField("hello"):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "cairn: a snapshot transfer must start with a hello",
+            )
+        assert first is not None and self._on_snapshot is not None
+        await self._refuse_if_invalid(first.hello, context)
+        sender = first.hello.from_id
+        if self._faults is not None and sender in self._faults.blocked:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "cairn: partitioned (fault injection)")
+        metrics = self._metrics
+        incoming = IncomingSnapshot(first, request_iterator)
+        started = time.monotonic()
+        metrics.snapshot_receive_inflights_total[sender] += 1
+        failure: tuple[grpc.StatusCode, str] | None = None
+        try:
+            await self._on_snapshot(sender, first.message, incoming)
+            if not incoming.complete:
+                raise RuntimeError("on_snapshot returned before reading all snapshot data")
+        except SnapshotTruncated as exc:
+            failure = (grpc.StatusCode.DATA_LOSS, f"cairn: {exc}")
+        except Exception as exc:
+            log.exception("snapshot from peer %s was not taken", format_id(sender))
+            failure = (grpc.StatusCode.INTERNAL, f"cairn: snapshot not taken: {exc}")
+        finally:
+            metrics.snapshot_receive_inflights_total[sender] -= 1
+        metrics.peer_received_bytes_total[sender] += incoming.received
+        if failure is not None:
+            metrics.snapshot_receive_failures[sender] += 1
+            log.warning("snapshot from peer %s failed: %s", format_id(sender), failure[1])
+            await context.abort(*failure)
+        metrics.snapshot_receive_success[sender] += 1
+        metrics.snapshot_receive_total_duration_seconds[sender].append(time.monotonic() - started)
+        log.info("took a %d-byte snapshot from peer %s", incoming.received, format_id(sender))
+        return peer_pb2.SnapshotReceived(received_bytes=incoming.received)

@@ -24,6 +24,7 @@ from cairn.peer.metrics import PeerMetrics
 from cairn.peer.options import TransportOptions
 from cairn.peer.outbox import Outbox
 from cairn.peer.ratelimit import RateLimitedLog
+from cairn.peer.snapshot import SnapshotData, SnapshotSendError, write_snapshot
 from cairn.peer.urls import PeerURL
 from cairn.proto import peer_pb2, peer_pb2_grpc
 
@@ -59,6 +60,10 @@ def channel_options(options: TransportOptions) -> list[tuple[str, int]]:
         ("grpc.http2.max_pings_without_data", 0),
         # The sender does its own retrying, and must see every failure to count and report it.
         ("grpc.enable_retries", 0),
+        # Each channel gets its own connection, not one shared through gRPC's global pool: a
+        # redial must really dial (not inherit a dead connection's backoff), and a snapshot
+        # transfer must not queue behind, or hold up, the message stream.
+        ("grpc.use_local_subchannel_pool", 1),
     ]
 
 
@@ -97,6 +102,7 @@ class PeerSender:
         self._credentials = channel_credentials
         self._outbox = Outbox(options.queue_size)
         self._channel: grpc.aio.Channel | None = None
+        self._active_url: PeerURL | None = None
         self._broken: str | None = None
         self._redial = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -295,6 +301,7 @@ class PeerSender:
         self._outbox.wake()
 
     def _mark_active(self, url: PeerURL) -> None:
+        self._active_url = url
         self._limited.reset(("down", self.peer_id))
         if self.state is not PeerState.ACTIVE:
             log.info("peer %s became active at %s", format_id(self.peer_id), url)
@@ -329,6 +336,52 @@ class PeerSender:
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    async def send_snapshot(self, message: bytes, data: SnapshotData, total_bytes: int) -> int:
+        """Stream a snapshot on a connection of its own; returns the bytes the peer confirmed.
+
+        Uses the URL of the working message stream if there is one. There is no retry on
+        another URL: ``data`` can be read only once, and Raft asks for a fresh snapshot after
+        a failure anyway.
+        """
+        url = self._active_url or self._urls[self._next_url % len(self._urls)]
+        peer = self.peer_id
+        metrics = self._metrics
+        channel = self._open_channel(url)
+        started = time.monotonic()
+        metrics.snapshot_send_inflights_total[peer] += 1
+        try:
+            call = peer_pb2_grpc.PeerStub(channel).SendSnapshot()
+            try:
+                await write_snapshot(
+                    call,
+                    self._identity.hello_to(peer),
+                    message,
+                    data,
+                    total_bytes,
+                    self._options.snapshot_chunk_bytes,
+                )
+                reply = await call
+            except BaseException:
+                call.cancel()
+                raise
+        except Exception as exc:
+            metrics.snapshot_send_failures[peer] += 1
+            log.warning(
+                "snapshot to peer %s at %s failed: %s", format_id(peer), url, _describe(exc)
+            )
+            raise SnapshotSendError(
+                f"snapshot to peer {format_id(peer)} failed: {_describe(exc)}"
+            ) from exc
+        finally:
+            metrics.snapshot_send_inflights_total[peer] -= 1
+            await channel.close()
+        metrics.snapshot_send_success[peer] += 1
+        metrics.snapshot_send_total_duration_seconds[peer].append(time.monotonic() - started)
+        metrics.peer_sent_bytes_total[peer] += reply.received_bytes
+        return int(reply.received_bytes)
 
     # -- round-trip probes -------------------------------------------------------------------
 

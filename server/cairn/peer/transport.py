@@ -21,6 +21,7 @@ from cairn.peer.ratelimit import RateLimitedLog
 from cairn.peer.receiver import MessageHandler, PeerService
 from cairn.peer.sender import PeerSender, PeerState, PeerUnavailable
 from cairn.peer.server import PeerServer
+from cairn.peer.snapshot import SnapshotData, SnapshotHandler, SnapshotSendError
 from cairn.peer.urls import PeerURL, PeerURLError, parse_peer_url
 
 log = logging.getLogger("cairn.peer")
@@ -33,8 +34,9 @@ class Transport:
     ``on_unreachable(peer_id)`` is called when a message to a known peer is dropped or its
     stream fails, so the member can tell Raft (``report_unreachable``) to stop pipelining to it.
     Credentials are optional: without them peers talk plaintext over ``http://`` URLs; with them
-    (mutual TLS against the peer CA) only ``https://`` URLs are accepted. ``faults`` is for
-    cluster tests only (see :mod:`cairn.peer.faults`).
+    (mutual TLS against the peer CA) only ``https://`` URLs are accepted. ``on_snapshot``
+    takes snapshots other members stream here (see :mod:`cairn.peer.snapshot`); without it
+    they are refused. ``faults`` is for cluster tests only (see :mod:`cairn.peer.faults`).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class Transport:
         channel_credentials: grpc.ChannelCredentials | None = None,
         options: TransportOptions | None = None,
         faults: PeerFaults | None = None,
+        on_snapshot: SnapshotHandler | None = None,
     ) -> None:
         self.member_id = member_id
         self.cluster_id = cluster_id
@@ -59,7 +62,7 @@ class Transport:
         self.faults = faults
         """Test-only partitions; None (the default) in production."""
         self._server = PeerServer(
-            PeerService(self._identity, on_message, self.metrics, faults),
+            PeerService(self._identity, on_message, self.metrics, faults, on_snapshot),
             self.options,
             server_credentials,
         )
@@ -148,6 +151,25 @@ class Transport:
             "dropped a message to unknown peer %s",
             format_id(to),
         )
+
+    async def send_snapshot(
+        self, to: int, message: bytes, data: SnapshotData, total_bytes: int
+    ) -> int:
+        """Stream a snapshot (``message`` plus ``total_bytes`` of ``data``) to ``to``.
+
+        Returns once the peer's ``on_snapshot`` has taken it, with the byte count it confirmed;
+        raises :class:`SnapshotSendError` otherwise, so the member can report the outcome to
+        Raft either way. Heartbeats and appends keep flowing on the message stream meanwhile.
+        """
+        if self.faults is not None and to in self.faults.blocked:
+            raise SnapshotSendError(
+                f"snapshot to peer {format_id(to)}: partitioned (fault injection)"
+            )
+        sender = self._peers.get(to)
+        if sender is None:
+            self.metrics.snapshot_send_failures[to] += 1
+            raise SnapshotSendError(f"snapshot to unknown peer {format_id(to)}")
+        return await sender.send_snapshot(message, data, total_bytes)
 
     async def probe(self, peer_id: int) -> float:
         """Measure one round trip to ``peer_id`` now (seconds); also recorded in the metrics."""

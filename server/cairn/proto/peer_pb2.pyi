@@ -65,16 +65,16 @@ class ProbeResponse(_message.Message):
     def __init__(self, cluster_id: _Optional[int] = ..., member_id: _Optional[int] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
-    __slots__ = ("hello", "metadata", "data", "total_bytes")
+    __slots__ = ("hello", "message", "total_bytes", "data")
     HELLO_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
-    DATA_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     hello: PeerHello
-    metadata: bytes
-    data: bytes
+    message: bytes
     total_bytes: int
-    def __init__(self, hello: _Optional[_Union[PeerHello, _Mapping]] = ..., metadata: _Optional[bytes] = ..., data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+    data: bytes
+    def __init__(self, hello: _Optional[_Union[PeerHello, _Mapping]] = ..., message: _Optional[bytes] = ..., total_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class SnapshotReceived(_message.Message):
     __slots__ = ("received_bytes",)

@@ -69,7 +69,7 @@ class PeerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SendSnapshot(self, request_iterator, context):
-        """Streams a snapshot to a member that is too far behind (not implemented yet).
+        """Streams a snapshot to a member that is too far behind, on a connection of its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
