@@ -8,9 +8,11 @@ messages.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -28,6 +30,21 @@ MessageHandler = Callable[[int, bytes], None]
 """``on_message(from_id, payload)``: called on the event loop, in arrival order per sender."""
 
 SNAPSHOT_UNIMPLEMENTED = "cairn: this member does not take snapshots over the peer transport"
+
+
+def _tracked(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Record the task running each call, so stop can wait until gRPC has finished them."""
+
+    @functools.wraps(handler)
+    async def run(self: PeerService, *args: Any) -> Any:
+        task = asyncio.current_task()
+        if task is not None and task not in self.running:
+            # Until the task is done, not just the handler: gRPC still sends the status after.
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return await handler(self, *args)
+
+    return run
 
 
 class PeerService(peer_pb2_grpc.PeerServicer):
@@ -48,6 +65,8 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         self._metrics = metrics
         self._current: dict[int, object] = {}
         self._limited = RateLimitedLog(log)
+        self.running: set[asyncio.Task[Any]] = set()
+        """Tasks of the calls being served (gRPC's own tasks, which run each handler)."""
 
     async def _refuse_if_invalid(
         self, hello: peer_pb2.PeerHello, context: grpc.aio.ServicerContext[Any, Any]
@@ -66,6 +85,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         )
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, reason)
 
+    @_tracked
     async def Stream(
         self,
         request_iterator: AsyncIterator[peer_pb2.StreamFrame],
@@ -131,6 +151,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
                 # The member's bug must not cut the stream: later messages would be lost too.
                 log.exception("on_message failed for a message from peer %s", format_id(sender))
 
+    @_tracked
     async def Probe(
         self, request: peer_pb2.ProbeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> peer_pb2.ProbeResponse:
@@ -142,6 +163,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
             cluster_id=self._identity.cluster_id, member_id=self._identity.member_id
         )
 
+    @_tracked
     async def SendSnapshot(
         self,
         request_iterator: AsyncIterator[peer_pb2.SnapshotChunk],

@@ -10,6 +10,7 @@ ones), tells the member the peer is unreachable, and reconnects with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import random
@@ -29,6 +30,9 @@ from cairn.peer.urls import PeerURL
 from cairn.proto import peer_pb2, peer_pb2_grpc
 
 log = logging.getLogger("cairn.peer")
+
+STOP_TIMEOUT = 1.0
+"""Seconds ``stop`` waits for a task to notice its call ended before cancelling it outright."""
 
 FRAME_OVERHEAD_BYTES = 64
 """Room for a message's IDs and framing when checking a payload against the frame limit."""
@@ -106,6 +110,8 @@ class PeerSender:
         self._broken: str | None = None
         self._redial = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._snapshot_channels: set[grpc.aio.Channel] = set()
         self._limited = RateLimitedLog(log)
         self._max_payload = options.max_message_bytes - FRAME_OVERHEAD_BYTES
 
@@ -124,13 +130,31 @@ class PeerSender:
             )
 
     async def stop(self) -> None:
-        """Cancel the tasks, close the channel, forget anything queued."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        """Close the channels, let the tasks see their calls end, forget anything queued.
+
+        The gRPC calls are ended first and the tasks then return on their own, rather than
+        being cancelled mid-await: a cancelled await leaves gRPC's operation pending, and its
+        completion would later arrive at a loop that may be closed by then.
+        """
+        self._stopping.set()
+        self._outbox.wake()
         await self._close_channel()
+        for channel in list(self._snapshot_channels):
+            await channel.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._close_channel()  # in case a dial opened one while stop was under way
         self._outbox.clear()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but return at once when the sender is stopping."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def update_urls(self, urls: list[PeerURL]) -> None:
         """Use ``urls`` from now on; a stream on a URL no longer listed is reopened."""
@@ -187,14 +211,16 @@ class PeerSender:
     async def _run(self) -> None:
         initial = self._options.reconnect_backoff_initial
         backoff = initial
-        while True:
+        while not self._stopping.is_set():
             url = self._urls[self._next_url % len(self._urls)]
             try:
                 call = await self._connect(url)
             except Exception as exc:  # every failure is retried; the reason goes to the log
+                if self._stopping.is_set():
+                    return
                 self._next_url += 1
                 self._mark_down(url, _describe(exc), refused=_is_refusal(exc))
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                await self._pause(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self._options.reconnect_backoff_max)
                 continue
             if url not in self._urls:  # update_urls ran while this attempt was dialling
@@ -207,6 +233,8 @@ class PeerSender:
             try:
                 await self._pump(call)
             except Exception as exc:
+                if self._stopping.is_set():
+                    return
                 if self._redial:
                     log.info("peer %s: reconnecting on new URLs", format_id(self.peer_id))
                 else:
@@ -218,7 +246,7 @@ class PeerSender:
                 self._redial = False
                 call.cancel()
                 await self._close_channel()
-            await asyncio.sleep(pause)
+            await self._pause(pause)
 
     def _open_channel(self, url: PeerURL) -> grpc.aio.Channel:
         options = channel_options(self._options)
@@ -261,6 +289,8 @@ class PeerSender:
         try:
             while True:
                 await outbox.wait()
+                if self._stopping.is_set():
+                    return
                 if self._broken is not None:
                     raise _StreamFailed(self._broken)
                 payloads = outbox.take_batch(max_batch)
@@ -281,7 +311,12 @@ class PeerSender:
                     metrics.peer_sent_failures_total[peer] += len(payloads)
                     raise
         finally:
-            watcher.cancel()
+            # Ending the call ends the watcher's read; waiting for that (instead of cancelling
+            # the await) lets gRPC complete the read before this task moves on.
+            call.cancel()
+            _, pending = await asyncio.wait([watcher], timeout=STOP_TIMEOUT)
+            if pending:
+                watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
     async def _watch(self, call: Any) -> None:
@@ -350,6 +385,7 @@ class PeerSender:
         peer = self.peer_id
         metrics = self._metrics
         channel = self._open_channel(url)
+        self._snapshot_channels.add(channel)
         started = time.monotonic()
         metrics.snapshot_send_inflights_total[peer] += 1
         try:
@@ -377,6 +413,7 @@ class PeerSender:
             ) from exc
         finally:
             metrics.snapshot_send_inflights_total[peer] -= 1
+            self._snapshot_channels.discard(channel)
             await channel.close()
         metrics.snapshot_send_success[peer] += 1
         metrics.snapshot_send_total_duration_seconds[peer].append(time.monotonic() - started)
@@ -399,9 +436,9 @@ class PeerSender:
 
     async def _probe_loop(self) -> None:
         assert self._options.probe_interval is not None
-        while True:
-            await asyncio.sleep(self._options.probe_interval)
-            if self.state is not PeerState.ACTIVE:
+        while not self._stopping.is_set():
+            await self._pause(self._options.probe_interval)
+            if self.state is not PeerState.ACTIVE or self._stopping.is_set():
                 continue
             try:
                 await self.probe()

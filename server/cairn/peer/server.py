@@ -7,10 +7,13 @@ the reverse) happens in one place.
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from cairn.peer.options import TransportOptions
 from cairn.peer.receiver import PeerService
+from cairn.peer.sender import STOP_TIMEOUT
 from cairn.peer.urls import PeerURL, PeerURLError
 from cairn.proto import peer_pb2_grpc
 
@@ -85,3 +88,8 @@ class PeerServer:
         if server is not None:
             await server.stop(grace=None)
             await server.wait_for_termination()
+            # stop() returns before the cancelled calls' tasks have run to their end; waiting
+            # for them keeps their last gRPC operations from completing on a closed loop.
+            running = set(self._service.running)
+            if running:
+                await asyncio.wait(running, timeout=STOP_TIMEOUT)
