@@ -13,7 +13,8 @@ import pytest
 from tests.raft.sim import Sim, SimParams, run_seed
 
 FAST_SEEDS = 300
-SLOW_SEEDS = int(os.environ.get("RAFT_SIM_SEEDS", "2000"))
+SLOW_SEEDS = int(os.environ.get("RAFT_SIM_SEEDS", "3000"))
+SLOW_TICKS = 200  # shorter histories, more of them
 
 _only = os.environ.get("RAFT_SEED")
 fast_seeds = [int(_only)] if _only else list(range(FAST_SEEDS))
@@ -28,7 +29,7 @@ def test_sim_random_faults(seed: int) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", slow_seeds)
 def test_sim_random_faults_slow(seed: int) -> None:
-    run_seed(seed)
+    run_seed(seed, ticks=SLOW_TICKS)
 
 
 def test_sim_is_deterministic_per_seed() -> None:
@@ -60,6 +61,14 @@ def test_sim_harsh_network_five_nodes(seed: int) -> None:
         read_rate=2.0,
     )
     Sim(seed, params).run()
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_sim_crash_heavy_tiny_appends(seed: int) -> None:
+    """The figure-8 hunting ground: see SimParams.crash_heavy."""
+    import random
+
+    Sim(seed, SimParams.crash_heavy(random.Random(seed))).run()
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -151,18 +151,20 @@ class RawNode:
     # --- output ---
 
     def has_ready(self) -> bool:
+        """Whether `ready()` would return anything. Cheap: called after every input."""
         r = self.raft
         log = r.log
-        return bool(
-            r.soft_state() != self._prev_soft
-            or (r.hard_state() != self._prev_hard)
-            or log.unstable.snapshot is not None
-            or log.unstable.entries
-            or r.msgs
-            or r.read_states
-            or r.read_only.queued
-            or log.has_next_committed_entries()
-        )
+        if r.msgs or log.unstable.entries or r.read_states or log.unstable.snapshot is not None:
+            return True
+        if r.read_only.queued:
+            return True
+        hard = self._prev_hard
+        if r.term != hard.term or r.vote != hard.vote or log.committed != hard.commit:
+            return True
+        soft = self._prev_soft
+        if r.lead != soft.lead or r.role is not soft.role:
+            return True
+        return log.has_next_committed_entries()
 
     def ready(self) -> Ready:
         """Collect what is to be done. Call `advance` with it once it has been handled."""
