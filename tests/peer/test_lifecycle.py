@@ -199,3 +199,20 @@ def test_newer_stream_from_a_sender_supersedes_the_older_one() -> None:
         return node.received
 
     assert asyncio.run(main()) == [(2, b"old 1"), (2, b"new 1"), (2, b"new 2")]
+
+
+def test_update_peer_keeping_the_current_url_keeps_the_stream() -> None:
+    async def main() -> list[tuple[int, bytes]]:
+        one, two = await start_mesh(2)
+        try:
+            await wait_until(lambda: one.transport.peer_state(2) is PeerState.ACTIVE)
+            one.transport.update_peer(2, [f"http://127.0.0.1:{free_port()}", two.url])
+            one.transport.send(2, b"same stream")
+            await wait_until(lambda: len(two.received) == 1)
+            assert one.transport.peer_state(2) is PeerState.ACTIVE
+            assert one.transport.metrics.peer_dropped_messages_total[2] == 0
+        finally:
+            await stop_all([one, two])
+        return two.received
+
+    assert asyncio.run(main()) == [(1, b"same stream")]

@@ -162,7 +162,7 @@ class PeerSender:
             raise ValueError(f"peer {format_id(self.peer_id)} needs at least one URL")
         self._urls = list(urls)
         self._next_url = 0
-        if self.state is PeerState.ACTIVE:
+        if self.state is PeerState.ACTIVE and self._active_url not in self._urls:
             # Not a failure: keep what is queued and reconnect at once on the new URLs.
             self._redial = True
             self.state = PeerState.CONNECTING
@@ -345,6 +345,7 @@ class PeerSender:
     def _mark_down(self, url: PeerURL, reason: str, *, refused: bool) -> None:
         was = self.state
         self.state = PeerState.DOWN
+        self._active_url = None
         dropped = self._outbox.clear()
         if dropped:
             self._metrics.record_drop(self.peer_id, dropped)
