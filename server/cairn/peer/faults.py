@@ -46,9 +46,9 @@ class PeerFaults:
         self.dropped_outbound[peer_id] += 1
         return True
 
-    def drops_inbound(self, peer_id: int) -> bool:
-        """Whether a message from ``peer_id`` must vanish; counts it if so."""
+    def drops_inbound(self, peer_id: int, count: int = 1) -> bool:
+        """Whether ``count`` messages from ``peer_id`` must vanish; counts them if so."""
         if peer_id not in self._blocked:
             return False
-        self.dropped_inbound[peer_id] += 1
+        self.dropped_inbound[peer_id] += count
         return True

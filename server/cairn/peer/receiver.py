@@ -120,7 +120,9 @@ class PeerService(peer_pb2_grpc.PeerServicer):
                     await context.abort(
                         grpc.StatusCode.INVALID_ARGUMENT, "cairn: hello sent twice on one stream"
                     )
-                if self._faults is not None and self._faults.drops_inbound(sender):
+                if self._faults is not None and self._faults.drops_inbound(
+                    sender, len(frame.batch.messages)
+                ):
                     continue
                 self._deliver(sender, frame.batch)
         finally:
@@ -132,8 +134,8 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         me = self._identity.member_id
         for message in batch.messages:
             if message.from_id != sender or message.to_id != me:
-                # Cannot happen with cairn's sender; refusing quietly keeps a buggy or hostile
-                # peer from injecting messages in another member's name.
+                # Cannot happen with cairn's sender; dropping such messages keeps a buggy peer
+                # from delivering messages in another member's name.
                 self._metrics.peer_received_failures_total[sender] += 1
                 self._limited.log(
                     ("misaddressed", sender),
