@@ -104,8 +104,9 @@ class SimParams:
     def crash_heavy(cls, rng: random.Random) -> SimParams:
         """Frequent short crashes and partitions, one entry per append, no pre-vote or
         check-quorum: the conditions under which a leader that committed an earlier term's
-        entry by counting replicas (Raft paper, figure 8) loses it. Found in a few dozen
-        seeds if that rule is broken."""
+        entry by counting replicas (Raft paper, figure 8) loses it. With that rule removed
+        from the core, about one crash-heavy seed in a hundred (seed 8 among them) fails;
+        the direct unit test of the rule is in test_replication.py."""
         return cls(
             n=rng.choice((3, 5)),
             election_tick=5,
@@ -142,6 +143,8 @@ class SimNode:
     up_at: int = -1  # tick at which a crashed node restarts
     last_commit: int = 0
     checked_commit: int = 0
+    #: What the state machine kept over a crash, if anything (else: the snapshot).
+    durable_sm: list[bytes] | None = None
     #: Reads whose ReadState arrived, waiting for the applied index to reach it.
     ready_reads: list[PendingRead] = field(default_factory=list)
     #: acked[:acked_seen] are all in `writes` (writes only grow while the node is up).
@@ -186,6 +189,12 @@ class Sim:
 
     def _start(self, sn: SimNode) -> None:
         snap = sn.storage.snapshot()
+        if sn.durable_sm is not None:
+            # The state machine kept what it had applied (like LevelDB with its applied index):
+            # restart from there rather than from the snapshot.
+            sm, sn.durable_sm = sn.durable_sm, None
+        else:
+            sm = [s.encode("latin1") for s in json.loads(snap.data)] if snap.data else []
         cfg = Config(
             id=sn.id,
             storage=sn.storage,
@@ -199,10 +208,10 @@ class Sim:
             max_size_per_msg=self.p.max_size_per_msg,
             pre_vote=self.p.pre_vote,
             check_quorum=self.p.check_quorum,
-            applied=snap.index,
+            applied=len(sm),
         )
         sn.node = RawNode(cfg)
-        sn.sm = [s.encode("latin1") for s in json.loads(snap.data)] if snap.data else []
+        sn.sm = sm
         sn.writes = {d for d in sn.sm if d.startswith(b"w")}
         sn.last_commit = sn.node.raft.log.committed
         sn.checked_commit = sn.last_commit
@@ -210,7 +219,12 @@ class Sim:
         sn.acked_seen = 0
 
     def crash(self, sn: SimNode) -> None:
-        sn.node = None  # everything not in storage is gone
+        # Everything not in storage is gone, except that half the time the state machine
+        # survives up to some point between the snapshot and what it had applied.
+        if self.rng.random() < 0.5:
+            keep = self.rng.randint(sn.storage.snapshot().index, len(sn.sm))
+            sn.durable_sm = sn.sm[:keep]
+        sn.node = None
         sn.up_at = self.tick_no + self.rng.randint(*self.p.down_ticks)
         for ctx in [c for c, r in self.reads.items() if r.node == sn.id]:
             del self.reads[ctx]

@@ -172,3 +172,15 @@ def test_same_seed_same_behaviour():
         return [c.raft(i).term for i in c.nodes] + [c.leader() or 0]
 
     assert run(3) == run(3)
+
+
+def test_restart_past_a_conf_change_rebuilds_the_configuration_from_the_log():
+    c = Cluster.new(3)
+    c.elect(1)
+    c.nodes[1].propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4))
+    c.stabilize()
+    applied = c.raft(2).log.applied
+    restarted = RawNode(Config(id=2, storage=c.storages[2], rng=random.Random(0), applied=applied))
+    assert restarted.raft.tracker.voters == {1, 2, 3}
+    assert restarted.raft.tracker.learners == {4}
+    assert restarted.ready().committed_entries == []

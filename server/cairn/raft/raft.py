@@ -39,8 +39,14 @@ CAMPAIGN_TRANSFER = b"transfer"
 
 @dataclass(slots=True)
 class Config:
-    """How to build a node. `voters`/`learners` bootstrap a brand-new cluster; a node that
-    restarts takes its configuration from storage instead."""
+    """How to build a node.
+
+    `voters` (alias `peers`) and `learners` bootstrap a brand-new cluster: with empty storage
+    they become committed conf-change entries 1..n. A node joining an existing cluster passes
+    neither and learns the configuration from the log or snapshot the leader sends. A node that
+    restarts takes its configuration from storage (the snapshot's, or `set_conf_state`) plus the
+    conf changes in its log up to `applied`; later ones come back as committed entries.
+    """
 
     id: int
     storage: MemoryStorage
@@ -102,7 +108,8 @@ class Raft:
         pristine = (
             storage.last_index() == 0 and storage.snapshot().is_empty() and hard_state.is_empty()
         )
-        if conf_state.is_empty() and pristine and (config.voters or config.peers):
+        bootstrap = conf_state.is_empty() and pristine and bool(config.voters or config.peers)
+        if bootstrap:
             self._bootstrap(tuple(config.voters or config.peers), tuple(config.learners))
         else:
             self._apply_conf_state(conf_state)
@@ -110,7 +117,20 @@ class Raft:
             self._load_hard_state(hard_state)
         if config.applied:
             self.log.applied_to(config.applied)
+            if not bootstrap:
+                self._replay_conf_changes(config.applied)
         self.become_follower(self.term, NONE)
+
+    def _replay_conf_changes(self, applied: int) -> None:
+        """After a restart at `applied`, the configuration is the storage's (its snapshot's)
+        plus every conf change applied since: those entries will not be handed out again, so
+        re-apply them here."""
+        lo = self.log.first_index()
+        if lo > applied:
+            return
+        for e in self.log.slice(lo, applied + 1, None):
+            if e.kind is EntryKind.CONF_CHANGE:
+                self.apply_conf_change(ConfChange.decode(e.data))
 
     def _bootstrap(self, voters: tuple[int, ...], learners: tuple[int, ...]) -> None:
         """Start a brand-new cluster: the initial configuration becomes committed conf-change

@@ -87,10 +87,9 @@ class MemoryStorage:
         return self._hard_state
 
     def set_conf_state(self, conf_state: ConfState) -> None:
-        """Record the configuration in effect at the applied index the node restarts from.
-
-        Needed only when the member restarts with `applied` past the snapshot and conf changes
-        were applied in between; otherwise the snapshot's configuration is used."""
+        """Record the configuration in effect at the start of the retained log (normally the
+        snapshot's configuration, which is the default). Raft replays the conf-change entries
+        after it up to the restart's applied index on top of it."""
         self._conf_state = conf_state
 
     def append(self, entries: Iterable[Entry]) -> None:
