@@ -28,6 +28,7 @@ def filled_storage(n: int) -> MemoryStorage:
 
 def test_compact_discards_entries_but_keeps_term_of_last_compacted():
     s = filled_storage(10)
+    s.create_snapshot(4, ConfState((1,)), b"")
     s.compact(4)
     assert s.first_index() == 5 and s.last_index() == 10
     assert s.term(4) == 1
@@ -40,8 +41,16 @@ def test_compact_discards_entries_but_keeps_term_of_last_compacted():
 
 def test_compact_twice_at_same_index_is_refused():
     s = filled_storage(5)
+    s.create_snapshot(3, ConfState((1,)), b"")
     s.compact(3)
     with pytest.raises(CompactedError):
+        s.compact(3)
+
+
+def test_compact_past_the_snapshot_is_refused():
+    s = filled_storage(5)
+    s.create_snapshot(2, ConfState((1,)), b"")
+    with pytest.raises(UnavailableError):
         s.compact(3)
 
 

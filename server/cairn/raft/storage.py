@@ -130,11 +130,16 @@ class MemoryStorage:
         return self._snapshot
 
     def compact(self, index: int) -> None:
-        """Discard entries up to and including `index`; their term is remembered."""
+        """Discard entries up to and including `index`; their term is remembered.
+
+        `index` must not pass the latest snapshot: a follower that needs a discarded entry is
+        sent that snapshot, which has to cover it."""
         if index <= self._base_index:
             raise CompactedError(index)
         if index > self.last_index():
             raise UnavailableError(index)
+        if index > self._snapshot.index:
+            raise UnavailableError(f"compacting to {index} past snapshot {self._snapshot.index}")
         term = self.term(index)
         del self._entries[: index - self._base_index]
         self._base_index = index
