@@ -1,6 +1,7 @@
 """Seeded simulation runs (see sim.py for the fault model and the invariants checked).
 
-The default run covers FAST_SEEDS seeds; `-m slow` adds SLOW_SEEDS more. A failure names its
+`-m "not slow"` runs FAST_SEEDS seeds (plus the fixed-scenario runs below); `-m slow` runs
+SLOW_SEEDS other seeds with shorter histories. A failure names its
 seed; `RAFT_SEED=1234 pytest tests/raft -k sim` reruns just that one (in both suites' slot),
 and `RAFT_SIM_SEEDS=5000` changes the size of the slow suite.
 """
