@@ -263,6 +263,7 @@ class Sim:
                     sender.report_unreachable(m.to)
                 continue
             target.step(m)
+            self.check_node(self.nodes[m.to])
             self._snap_report(m, ok=True)
 
     # ------------------------------------------------------------------ drivers
@@ -376,36 +377,41 @@ class Sim:
 
     def check(self) -> None:
         for sn in self.nodes.values():
-            node = sn.node
-            if node is None:
-                continue
-            r = node.raft
-            commit = r.log.committed
-            if commit < sn.last_commit:
-                self.fail(f"node {sn.id} commit went back from {sn.last_commit} to {commit}")
-            sn.last_commit = commit
-            if commit > sn.checked_commit:
-                lo = max(sn.checked_commit + 1, r.log.first_index())
-                for e in r.log.slice(lo, commit + 1, None):
-                    old = self.committed.setdefault(e.index, (e.term, e.data))
-                    if old != (e.term, e.data):
-                        self.fail(
-                            f"committed entry changed at {e.index}: node {sn.id} has "
-                            f"{(e.term, e.data)}, known {old}"
-                        )
-                sn.checked_commit = commit
-            if r.role is Role.LEADER and (r.id, r.term) not in self.seen_leader:
-                self.seen_leader.add((r.id, r.term))
-                other = self.leaders.setdefault(r.term, r.id)
-                if other != r.id:
-                    self.fail(f"election safety: nodes {other} and {r.id} lead term {r.term}")
-                first = r.log.first_index()
-                for index, (term, _data) in self.committed.items():
-                    if index >= first and r.log.term(index) != term:
-                        self.fail(
-                            f"leader completeness: leader {r.id} of term {r.term} lacks "
-                            f"committed entry {index} (term {term})"
-                        )
+            self.check_node(sn)
+
+    def check_node(self, sn: SimNode) -> None:
+        """Run after every input to a node, so even a leadership that lasts for one message
+        is seen."""
+        node = sn.node
+        if node is None:
+            return
+        r = node.raft
+        commit = r.log.committed
+        if commit < sn.last_commit:
+            self.fail(f"node {sn.id} commit went back from {sn.last_commit} to {commit}")
+        sn.last_commit = commit
+        if commit > sn.checked_commit:
+            lo = max(sn.checked_commit + 1, r.log.first_index())
+            for e in r.log.slice(lo, commit + 1, None):
+                old = self.committed.setdefault(e.index, (e.term, e.data))
+                if old != (e.term, e.data):
+                    self.fail(
+                        f"committed entry changed at {e.index}: node {sn.id} has "
+                        f"{(e.term, e.data)}, known {old}"
+                    )
+            sn.checked_commit = commit
+        if r.role is Role.LEADER and (r.id, r.term) not in self.seen_leader:
+            self.seen_leader.add((r.id, r.term))
+            other = self.leaders.setdefault(r.term, r.id)
+            if other != r.id:
+                self.fail(f"election safety: nodes {other} and {r.id} lead term {r.term}")
+            first = r.log.first_index()
+            for index, (term, _data) in self.committed.items():
+                if index >= first and r.log.term(index) != term:
+                    self.fail(
+                        f"leader completeness: leader {r.id} of term {r.term} lacks "
+                        f"committed entry {index} (term {term})"
+                    )
 
     # ------------------------------------------------------------------ workload and faults
 
@@ -490,6 +496,7 @@ class Sim:
             self.membership()
         for sn in self._live():
             sn.node.tick()  # type: ignore[union-attr]
+            self.check_node(sn)
         self.drain()
         for _ in range(self.p.rounds_per_tick):
             self.now_round += 1
