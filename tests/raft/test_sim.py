@@ -76,3 +76,50 @@ def test_sim_crash_heavy_tiny_appends(seed: int) -> None:
 def test_sim_without_pre_vote_or_check_quorum(seed: int) -> None:
     params = SimParams(pre_vote=False, check_quorum=False, crash_rate=0.03, partition_rate=0.05)
     Sim(seed, params).run()
+
+
+def _grant_any_vote(self, last_index, term):
+    return True
+
+
+def _quorum_of_anyone(self, ids):
+    return True
+
+
+def _heartbeat_commit_uncapped(self, ctx=b""):
+    from cairn.raft.types import Message, MessageType
+
+    for node_id in self.tracker.progress:
+        if node_id != self.id:
+            self.send(
+                Message(
+                    MessageType.HEARTBEAT,
+                    to=node_id,
+                    frm=self.id,
+                    commit=self.log.committed,
+                    context=ctx,
+                )
+            )
+
+
+@pytest.mark.parametrize(
+    ("target", "name", "bug"),
+    [
+        ("cairn.raft.log.RaftLog", "is_up_to_date", _grant_any_vote),
+        ("cairn.raft.progress.ProgressTracker", "has_quorum", _quorum_of_anyone),
+        ("cairn.raft.raft.Raft", "bcast_heartbeat", _heartbeat_commit_uncapped),
+    ],
+    ids=["vote-ignores-log", "read-without-quorum", "heartbeat-commit-uncapped"],
+)
+def test_sim_catches_injected_bugs(monkeypatch, target, name, bug) -> None:
+    """The checker is only worth something if it fails on a broken core: each of these bugs
+    is found within the first few seeds."""
+    from tests.raft.sim import SafetyViolation
+
+    monkeypatch.setattr(f"{target}.{name}", bug)
+    for seed in range(10):
+        try:
+            run_seed(seed)
+        except SafetyViolation:
+            return
+    pytest.fail(f"{name} bug went unnoticed for 10 seeds")
