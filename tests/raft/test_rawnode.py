@@ -184,3 +184,20 @@ def test_restart_past_a_conf_change_rebuilds_the_configuration_from_the_log():
     assert restarted.raft.tracker.voters == {1, 2, 3}
     assert restarted.raft.tracker.learners == {4}
     assert restarted.ready().committed_entries == []
+
+
+def test_committed_entries_come_in_batches_when_capped():
+    c = Cluster.new(3)
+    c.elect(1)
+    for i in range(10):
+        c.propose(1, bytes(100) + bytes([i]))
+    restarted = RawNode(
+        Config(id=2, storage=c.storages[2], rng=random.Random(0), max_committed_size_per_ready=300)
+    )
+    batches = []
+    while restarted.has_ready():
+        rd = handle_ready(restarted)
+        if rd.committed_entries:
+            batches.append(sum(e.size() for e in rd.committed_entries))
+    assert max(batches) <= 300 and len(batches) > 3
+    assert restarted.status().applied == c.raft(2).log.committed

@@ -82,6 +82,7 @@ class RaftLog:
     def __init__(self, storage: MemoryStorage, max_size_per_msg: int | None = None) -> None:
         self.storage = storage
         self.max_size_per_msg = max_size_per_msg
+        self.max_committed_size: int | None = None
         first = storage.first_index()
         last = storage.last_index()
         self.unstable = Unstable(last + 1)
@@ -211,7 +212,7 @@ class RaftLog:
         lo = max(self.applied + 1, self.first_index())
         if self.committed + 1 <= lo:
             return []
-        return self.slice(lo, self.committed + 1, None)
+        return self.slice(lo, self.committed + 1, self.max_committed_size)
 
     def entries_from(self, index: int, max_size: int | None) -> list[Entry] | None:
         """Entries from `index` to the end, capped in size; None if `index` was compacted."""

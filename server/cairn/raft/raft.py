@@ -57,6 +57,9 @@ class Config:
     heartbeat_tick: int = 1
     max_inflight_msgs: int = 256
     max_size_per_msg: int | None = 1024 * 1024
+    #: Cap on the bytes of committed entries in one Ready (None: no cap), so a node restarting
+    #: far behind its commit index applies in batches rather than in one giant Ready.
+    max_committed_size_per_ready: int | None = None
     pre_vote: bool = False
     check_quorum: bool = False
     #: The last index the state machine applied before a restart; committed entries after it
@@ -81,6 +84,7 @@ class Raft:
         self.id = config.id
         self.rng = config.rng
         self.log = RaftLog(config.storage, config.max_size_per_msg)
+        self.log.max_committed_size = config.max_committed_size_per_ready
         self.max_size_per_msg = config.max_size_per_msg
         self.tracker = ProgressTracker(config.max_inflight_msgs)
         self.election_timeout = config.election_tick
