@@ -423,6 +423,12 @@ class Sim:
         if self.groups is None and rng.random() < p.partition_rate:
             ids = list(self.nodes)
             rng.shuffle(ids)
+            leaders = [sn.id for sn in self._live() if sn.node.raft.role is Role.LEADER]  # type: ignore[union-attr]
+            if leaders and rng.random() < 0.5:
+                # The interesting case: cut the leader off into a minority, where it keeps
+                # believing it leads while the majority moves on.
+                ids.remove(leaders[0])
+                ids.insert(0, leaders[0])
             cut = rng.randint(1, len(ids) // 2)
             self.groups = {i: (0 if k < cut else 1) for k, i in enumerate(ids)}
         elif self.groups is not None and rng.random() < p.heal_rate:

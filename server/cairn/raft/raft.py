@@ -106,6 +106,7 @@ class Raft:
         self.pending_reads: list[ReadRequest] = []
         self.msgs: list[Message] = []
         self.read_states: list[ReadState] = []
+        self.appends_pending = False
 
         storage = config.storage
         hard_state, conf_state = storage.initial_state()
@@ -567,7 +568,16 @@ class Raft:
         if conf_index:
             self.pending_conf_index = conf_index
         self._append_entries(entries)
-        self.bcast_append()
+        # Appends go out when the driver next collects a Ready, so every proposal made in
+        # between travels in one message per follower (and is fsynced in one batch).
+        self.appends_pending = True
+
+    def flush_appends(self) -> None:
+        """Send followers the entries proposed since the last Ready."""
+        if self.appends_pending:
+            self.appends_pending = False
+            if self.role is Role.LEADER:
+                self.bcast_append()
 
     def _handle_append_response(self, m: Message, pr: Progress) -> None:
         pr.recent_active = True

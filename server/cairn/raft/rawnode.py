@@ -156,7 +156,7 @@ class RawNode:
         log = r.log
         if r.msgs or log.unstable.entries or r.read_states or log.unstable.snapshot is not None:
             return True
-        if r.read_only.queued:
+        if r.read_only.queued or r.appends_pending:
             return True
         hard = self._prev_hard
         if r.term != hard.term or r.vote != hard.vote or log.committed != hard.commit:
@@ -169,6 +169,7 @@ class RawNode:
     def ready(self) -> Ready:
         """Collect what is to be done. Call `advance` with it once it has been handled."""
         r = self.raft
+        r.flush_appends()
         r.flush_reads()
         rd = Ready(
             entries=r.log.unstable_entries(),
