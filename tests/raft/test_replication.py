@@ -256,3 +256,14 @@ def test_leader_of_minority_cannot_commit():
     c.propose(1, b"lost?")
     assert c.raft(1).log.committed == commit
     assert c.raft(1).role is Role.LEADER
+
+
+def test_proposals_between_two_readies_travel_in_one_append_per_follower():
+    c = Cluster.new(3)
+    c.elect(1)
+    for i in range(5):
+        c.nodes[1].propose(b"p%d" % i)
+    rd = c.nodes[1].ready()
+    apps = [m for m in rd.messages if m.type is MT.APP]
+    assert sorted(m.to for m in apps) == [2, 3]
+    assert all(len(m.entries) == 5 for m in apps)
