@@ -4,7 +4,7 @@ in order, unless the link is cut. Drivers follow the Ready contract (persist, se
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cairn.raft import (
@@ -80,6 +80,8 @@ class Cluster:
     sent: list[Message] = field(default_factory=list)
     #: Message types to drop everywhere.
     drop_types: set[MessageType] = field(default_factory=set)
+    #: Drop any message for which this returns True.
+    drop_if: Callable[[Message], bool] | None = None
 
     @classmethod
     def new(cls, n: int = 3, *, learners: Iterable[int] = (), **kw) -> Cluster:
@@ -144,6 +146,8 @@ class Cluster:
         for m in msgs:
             self.sent.append(m)
             if (m.frm, m.to) in self.cut or m.type in self.drop_types:
+                continue
+            if self.drop_if is not None and self.drop_if(m):
                 continue
             if m.to in self.nodes:
                 self.nodes[m.to].step(m)

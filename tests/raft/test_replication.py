@@ -267,3 +267,58 @@ def test_proposals_between_two_readies_travel_in_one_append_per_follower():
     apps = [m for m in rd.messages if m.type is MT.APP]
     assert sorted(m.to for m in apps) == [2, 3]
     assert all(len(m.entries) == 5 for m in apps)
+
+
+def test_figure_8_an_old_term_entry_on_a_majority_is_not_committed_and_can_be_replaced():
+    """The scenario of figure 8 in the Raft paper, step by step (indexes shifted by the five
+    bootstrap entries): entry A (index 7, term 1) reaches a majority only after its leader
+    came back in term 3. Counting replicas would commit it; it must not be, because a leader
+    of term 4 can still legitimately overwrite it."""
+    c = Cluster.new(5, max_size_per_msg=1)  # one entry per append: A can travel alone
+    c.elect(1)  # term 1, entry 6 (empty) committed everywhere
+    # (a) Leader 1 appends A; only node 2 receives it.
+    for other in (3, 4, 5):
+        c.isolate(other)
+    c.nodes[1].propose(b"A")
+    c.stabilize()
+    c.heal()
+    assert c.raft(2).log.term(7) == 1 and c.raft(3).log.last_index() == 6
+    # (b) Node 5 wins term 2 with votes from 3 and 4, appends entries nobody receives.
+    c.cut |= {(1, 5), (5, 1), (2, 5), (5, 2)}
+    c.drop_types = {MT.APP}
+    c.elect(5)
+    c.nodes[5].propose(b"B")
+    c.stabilize()
+    c.drop_types = set()
+    c.isolate(5)
+    # (c) Node 1 wins term 3 (votes of 2 and 3) and replicates A to node 3, but not yet its
+    # own term-3 entry: A is now on a majority (1, 2, 3).
+    c.isolate(4)
+    c.drop_if = lambda m: (
+        m.type is MT.APP
+        and m.to == 3
+        and c.raft(3).log.term(7) == 1  # once node 3 holds A, hold back entry 8
+        and any(e.index >= 8 for e in m.entries)
+    )
+    c.raft(1).become_follower(c.raft(1).term, 0)
+    for _ in range(2):  # term 2 is lost (3 already voted for 5 there); term 3 is won
+        c.nodes[1].campaign()
+        c.stabilize()
+    assert c.raft(1).role is Role.LEADER and c.raft(1).term == 3
+    assert c.raft(3).log.term(7) == 1
+    assert c.raft(1).log.committed == 6  # not 7: A is from term 1, counting it is not enough
+    # (d) Leader 1 is cut off; node 5 wins term 4 with 2, 3 and 4 (its last term 2 beats their
+    # last term 1) and overwrites A everywhere. Had A been committed, this would lose it.
+    c.drop_if = None
+    c.heal()
+    c.isolate(1)
+    c.raft(5).become_follower(c.raft(5).term, 0)  # it restarts, as in the paper
+    for _ in range(3):
+        c.nodes[5].campaign()
+        c.stabilize()
+        if c.raft(5).role is Role.LEADER:
+            break
+    assert c.raft(5).role is Role.LEADER
+    for i in (2, 3, 4, 5):
+        assert c.raft(i).log.term(7) == 2
+        assert b"A" not in c.applied[i]
