@@ -176,6 +176,10 @@ class Sim:
         self.proposed_by: dict[bytes, int] = {}
         self.reads: dict[bytes, PendingRead] = {}
         self.reads_served = 0
+        #: How often the interesting paths ran (a guard against a harness gone quiet).
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("snapshots_installed", "conf_changes", "timeout_now", "crashes", "partitions"), 0
+        )
         self.next_write = 0
         self.next_read = 0
 
@@ -225,6 +229,7 @@ class Sim:
             keep = self.rng.randint(sn.storage.snapshot().index, len(sn.sm))
             sn.durable_sm = sn.sm[:keep]
         sn.node = None
+        self.stats["crashes"] += 1
         sn.up_at = self.tick_no + self.rng.randint(*self.p.down_ticks)
         for ctx in [c for c, r in self.reads.items() if r.node == sn.id]:
             del self.reads[ctx]
@@ -232,6 +237,8 @@ class Sim:
     # ------------------------------------------------------------------ network
 
     def send(self, m: Message) -> None:
+        if m.type is MessageType.TIMEOUT_NOW:
+            self.stats["timeout_now"] += 1
         if self.rng.random() < self.p.loss:
             self._snap_report(m, ok=False)
             return
@@ -274,6 +281,7 @@ class Sim:
         rd: Ready = node.ready()
         storage = sn.storage
         if rd.snapshot is not None:
+            self.stats["snapshots_installed"] += 1
             storage.apply_snapshot(rd.snapshot)
             sn.sm = [s.encode("latin1") for s in json.loads(rd.snapshot.data)]
             sn.writes = {d for d in sn.sm if d.startswith(b"w")}
@@ -315,6 +323,8 @@ class Sim:
         sn.sm.append(data)
         if kind is EntryKind.CONF_CHANGE:
             assert sn.node is not None
+            if term > 0:
+                self.stats["conf_changes"] += 1
             sn.node.apply_conf_change(ConfChange.decode(data))
         elif data.startswith(b"w"):
             sn.writes.add(data)
@@ -430,6 +440,7 @@ class Sim:
                 ids.remove(leaders[0])
                 ids.insert(0, leaders[0])
             cut = rng.randint(1, len(ids) // 2)
+            self.stats["partitions"] += 1
             self.groups = {i: (0 if k < cut else 1) for k, i in enumerate(ids)}
         elif self.groups is not None and rng.random() < p.heal_rate:
             self.groups = None

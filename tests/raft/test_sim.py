@@ -45,6 +45,8 @@ def test_sim_exercises_faults_and_reads() -> None:
     assert sum(len(s.leaders) for s in sims) > 40  # many elections
     assert sum(s.reads_served for s in sims) > 200
     assert sum(len(s.acked) for s in sims) > 500
+    for stat in ("snapshots_installed", "conf_changes", "timeout_now", "crashes", "partitions"):
+        assert sum(s.stats[stat] for s in sims) > 5, stat
 
 
 @pytest.mark.parametrize("seed", range(10))
