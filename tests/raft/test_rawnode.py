@@ -201,3 +201,10 @@ def test_committed_entries_come_in_batches_when_capped():
             batches.append(sum(e.size() for e in rd.committed_entries))
     assert max(batches) <= 300 and len(batches) > 3
     assert restarted.status().applied == c.raft(2).log.committed
+
+
+def test_restart_with_applied_beyond_persisted_commit_is_refused():
+    c = Cluster.new(3)
+    c.elect(1)
+    with pytest.raises(ValueError, match="applied index"):
+        RawNode(Config(id=2, storage=c.storages[2], rng=random.Random(0), applied=999))

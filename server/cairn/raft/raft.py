@@ -121,6 +121,12 @@ class Raft:
         if not hard_state.is_empty():
             self._load_hard_state(hard_state)
         if config.applied:
+            if not self.log.applied <= config.applied <= self.log.committed:
+                raise ValueError(
+                    f"applied index {config.applied} outside [{self.log.applied} (snapshot), "
+                    f"{self.log.committed} (persisted commit)]: the state machine does not "
+                    "match the log"
+                )
             self.log.applied_to(config.applied)
             if not bootstrap:
                 self._replay_conf_changes(config.applied)
