@@ -79,3 +79,11 @@ class ErrStopped(EtcdError):
 
 class ErrTimeout(EtcdError):
     code, text = UNAVAILABLE, "etcdserver: request timed out"
+
+
+class ErrNoLeader(EtcdError):
+    code, text = UNAVAILABLE, "etcdserver: no leader"
+
+
+class ErrLeaderChanged(EtcdError):
+    code, text = UNAVAILABLE, "etcdserver: leader changed"
