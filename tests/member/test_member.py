@@ -60,7 +60,9 @@ def test_restart_keeps_every_applied_write(tmp_path: Path) -> None:
     with_member(cfg, lambda m: run_puts(m, 50))
 
     async def read(member: Member) -> tuple[int, int]:
-        response = member.range(pb.RangeRequest(key=b"\x00", range_end=b"\x00", count_only=True))
+        response = await member.range(
+            pb.RangeRequest(key=b"\x00", range_end=b"\x00", count_only=True)
+        )
         return response.count, response.header.revision
 
     assert with_member(cfg, read) == (50, 51)
@@ -74,7 +76,7 @@ def test_state_is_rebuilt_from_the_wal_alone(tmp_path: Path) -> None:
     Path(cfg.db_dir).rmdir()
 
     async def read(member: Member) -> tuple[int, int]:
-        response = member.range(pb.RangeRequest(key=b"k", range_end=b"l"))
+        response = await member.range(pb.RangeRequest(key=b"k", range_end=b"l"))
         return response.count, response.header.revision
 
     assert with_member(cfg, read) == (30, 31)
@@ -100,7 +102,9 @@ def test_snapshot_releases_old_wal_segments_and_restart_still_works(tmp_path: Pa
     assert not first_segment.startswith("0000000000000000-"), "the first segment was released"
 
     async def read(member: Member) -> int:
-        return member.range(pb.RangeRequest(key=b"k", range_end=b"l", count_only=True)).count
+        return (
+            await member.range(pb.RangeRequest(key=b"k", range_end=b"l", count_only=True))
+        ).count
 
     assert with_member(cfg, read) == 600
 

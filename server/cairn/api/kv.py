@@ -5,6 +5,7 @@ from __future__ import annotations
 from cairn.api.validation import check_delete_range, check_put, check_range, check_txn
 from cairn.member.applier import is_write_txn
 from cairn.member.member import Member
+from cairn.member.raft_member import RaftMember
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
 
@@ -12,12 +13,12 @@ from cairn.proto.internal_pb2 import InternalRequest
 class KVService:
     """Range, Put, DeleteRange, Txn and Compact; errors propagate as EtcdError."""
 
-    def __init__(self, member: Member) -> None:
+    def __init__(self, member: Member | RaftMember) -> None:
         self._member = member
 
     async def Range(self, request: pb.RangeRequest, context: object) -> pb.RangeResponse:
         check_range(request)
-        response = self._member.range(request)
+        response = await self._member.range(request)
         self._member.fill_header(response.header)
         return response
 
@@ -43,7 +44,7 @@ class KVService:
             applied = await self._member.propose(InternalRequest(txn=request))
             response: pb.TxnResponse = applied.response  # type: ignore[assignment]
         else:
-            response = self._member.readonly_txn(request)
+            response = await self._member.readonly_txn(request)
         self._member.fill_header(response.header)
         return response
 

@@ -13,6 +13,7 @@ from cairn.api.grpc_server import build_server
 from cairn.api.kv import KVService
 from cairn.cli.config import ConfigError, ServeConfig
 from cairn.member.member import Member
+from cairn.member.raft_member import ClusterSettings, RaftMember, RaftMemberError
 
 log = logging.getLogger("cairn.serve")
 
@@ -43,9 +44,7 @@ async def run(config: ServeConfig) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     log.info("cairn %s starting member %s", __version__, config.member.name)
     addresses = [_bind_address(url) for url in config.listen_client_urls]
-    member = Member(config.member)
-    member.open()
-    member.start()
+    member = await _start_member(config)
     server = build_server({"etcdserverpb.KV": KVService(member)}, config.member.max_request_bytes)
     for address in addresses:
         try:
@@ -81,7 +80,37 @@ async def run(config: ServeConfig) -> int:
     return 0
 
 
-async def _watch_member(member: Member, stop: asyncio.Event) -> None:
+async def _start_member(config: ServeConfig) -> Member | RaftMember:
+    """One voter: the WAL-ordered Member. Several: a Raft member talking to its peers.
+
+    The one-voter path still has features the Raft path lacks (WAL release by snapshots), so it
+    stays until RaftMember has them; see the README's feature table.
+    """
+    if len(config.member.initial_cluster) <= 1:
+        single = Member(config.member)
+        single.open()
+        single.start()
+        return single
+    for url in config.listen_peer_urls:
+        if urlsplit(url).scheme != "http":
+            raise ConfigError(f"--listen-peer-urls: {url}: only http:// is served so far")
+    member = RaftMember(
+        config.member,
+        ClusterSettings(
+            listen_peer_urls=config.listen_peer_urls,
+            heartbeat_interval_ms=config.heartbeat_interval_ms,
+            election_timeout_ms=config.election_timeout_ms,
+        ),
+    )
+    try:
+        member.open()
+    except RaftMemberError as error:
+        raise ConfigError(str(error)) from None
+    await member.start()
+    return member
+
+
+async def _watch_member(member: Member | RaftMember, stop: asyncio.Event) -> None:
     while member.failure is None:
         await asyncio.sleep(0.2)
     stop.set()

@@ -238,11 +238,11 @@ class Member:
         self._wake.set()
         return await future
 
-    def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
+    async def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
         """Reads see every write acknowledged before them: acks happen only after apply."""
         return self.applier.range(request)
 
-    def readonly_txn(self, request: pb.TxnRequest) -> pb.TxnResponse:
+    async def readonly_txn(self, request: pb.TxnRequest) -> pb.TxnResponse:
         return self.applier.readonly_txn(request)
 
     async def wait_compaction(self, rev: int) -> None:

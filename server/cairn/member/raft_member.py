@@ -34,10 +34,12 @@ from cairn.errors import (
 from cairn.member.applier import Applied, Applier
 from cairn.member.config import MemberConfig
 from cairn.member.identity import Identity, member_id
+from cairn.member.membership import Membership, publish_until_applied
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
 from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
+from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore
 from cairn.peer import Transport
 from cairn.proto import rpc_pb2 as pb
@@ -117,6 +119,7 @@ class RaftMember:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.failure: BaseException | None = None
+        self._compacted: set[int] = set()
         self.term = 0
         self.leader = 0
 
@@ -133,6 +136,7 @@ class RaftMember:
         self.backend = Backend(cfg.db_dir)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
+        self.membership = Membership.open(self.store, self.peers)
         voters: tuple[int, ...] = ()
         if WAL.exists(cfg.wal_dir):
             self._wal, replay = WAL.open(cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes)
@@ -208,6 +212,13 @@ class RaftMember:
         ]
         self._tasks[0].add_done_callback(self._on_loop_done)
         self._wake.set()
+
+    def publish(self, client_urls: list[str]) -> None:
+        """Announce name and client URLs through Raft until applied; stop() ends the retries."""
+        publishing = publish_until_applied(
+            self, self.identity.member_id, self.identity.name, client_urls
+        )
+        self._tasks.append(asyncio.get_running_loop().create_task(publishing, name="publish"))
 
     def _on_loop_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -361,11 +372,19 @@ class RaftMember:
                 # Deleted right after this group's flush; see Member for the chunked version.
                 asyncio.get_running_loop().call_soon(self._delete_compacted, rev, obsolete)
             return applied
+        if kind == "member_attributes":
+            return self.membership.apply_attributes(request.member_attributes)
         raise ValueError(f"unknown request kind {kind!r} in request {request.header.ID:x}")
 
-    def _delete_compacted(self, rev: int, obsolete: list) -> None:  # type: ignore[type-arg]
+    def _delete_compacted(self, rev: int, obsolete: list[Revision]) -> None:
         self.store.delete_history(obsolete)
         self.store.finish_compaction(rev)
+        self._compacted.add(rev)
+
+    async def wait_compaction(self, rev: int) -> None:
+        """Physical compaction: wait until the dropped history is deleted on this member."""
+        while rev not in self._compacted and not self._stopping:
+            await asyncio.sleep(0.001)
 
     # ---- requests --------------------------------------------------------------------
 
