@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from cairn import __version__
 from cairn.api.grpc_server import build_server
-from cairn.api.kv import KVService
+from cairn.api.services import etcd_services
 from cairn.cli.config import ConfigError, ServeConfig
 from cairn.member.member import Member
 from cairn.member.raft_member import ClusterSettings, RaftMember, RaftMemberError
@@ -45,7 +45,9 @@ async def run(config: ServeConfig) -> int:
     log.info("cairn %s starting member %s", __version__, config.member.name)
     addresses = [_bind_address(url) for url in config.listen_client_urls]
     member = await _start_member(config)
-    server = build_server({"etcdserverpb.KV": KVService(member)}, config.member.max_request_bytes)
+    server = build_server(
+        etcd_services(member, config.advertise_client_urls), config.member.max_request_bytes
+    )
     for address in addresses:
         try:
             port = server.add_insecure_port(address)

@@ -136,7 +136,9 @@ class RaftMember:
         self.backend = Backend(cfg.db_dir)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
-        self.membership = Membership.open(self.store, self.peers)
+        self.membership = Membership.open(
+            self.store, cfg.initial_cluster, cfg.initial_cluster_token
+        )
         voters: tuple[int, ...] = ()
         if WAL.exists(cfg.wal_dir):
             self._wal, replay = WAL.open(cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes)

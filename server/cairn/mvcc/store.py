@@ -60,6 +60,7 @@ class MVCCStore:
         self.applied_index = 0
         self._staged: dict[bytes, bytes] = {}
         self._staged_meta: dict[str, int] = {}
+        self._staged_raw: dict[bytes, bytes] = {}
         self._restore()
 
     # ---- start-up ----------------------------------------------------------------------
@@ -143,10 +144,20 @@ class MVCCStore:
         self._staged_meta[META_APPLIED_INDEX] = applied_index
         for name, value in self._staged_meta.items():
             puts[meta_key(name)] = Backend.encode_int(value)
+        puts.update(self._staged_raw)
         self.backend.write_batch(puts)
         self._staged.clear()
         self._staged_meta.clear()
+        self._staged_raw.clear()
         self.applied_index = applied_index
+
+    def stage_raw(self, key: bytes, value: bytes) -> None:
+        """Write a non-MVCC record (e.g. the member table) in the next flush's batch.
+
+        State applied from a log entry must land in the same batch as the applied index that
+        covers it, or a crash between two batches would skip or repeat it on replay.
+        """
+        self._staged_raw[key] = value
 
     # ---- compaction --------------------------------------------------------------------
 

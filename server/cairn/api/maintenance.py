@@ -1,0 +1,52 @@
+"""The etcdserverpb.Maintenance service: Status (what `etcdctl endpoint status` shows).
+
+The other Maintenance RPCs (Alarm, Defragment, Hash, HashKV, Snapshot, MoveLeader, Downgrade)
+are not implemented yet and answer UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+from cairn.member.member import Member
+from cairn.member.raft_member import RaftMember
+from cairn.proto import rpc_pb2 as pb
+
+# The etcd server version cairn reports. Clients read it as an etcd version, not as cairn's
+# own: clientv3's RejectOldCluster refuses a major.minor below 3.2, and operators compare it
+# with their etcd fleet. cairn speaks the etcd v3.4 API, hence 3.4.0 (no patch level: cairn
+# does not mimic a particular etcd release's bug fixes). cairn's own version is in its logs.
+ETCD_API_VERSION = "3.4.0"
+
+
+class MaintenanceService:
+    """Status of this member, answered from local state (no Raft round, as in etcd)."""
+
+    def __init__(self, member: Member | RaftMember) -> None:
+        self._member = member
+
+    async def Status(self, request: pb.StatusRequest, context: object) -> pb.StatusResponse:
+        member = self._member
+        db_size = member.backend.size_on_disk()
+        response = pb.StatusResponse(
+            version=ETCD_API_VERSION,
+            dbSize=db_size,
+            # Without defragmentation there is no measure of free space inside LevelDB files;
+            # compaction frees it lazily. Reporting the on-disk size is an upper bound.
+            dbSizeInUse=db_size,
+            raftAppliedIndex=member.store.applied_index,
+        )
+        if isinstance(member, RaftMember):
+            status = member.node.status()
+            response.leader = member.leader
+            # etcd reports the committed index here (not the last appended one).
+            response.raftIndex = status.commit
+            response.raftTerm = status.term
+            own = member.membership.get(member.identity.member_id)
+            response.isLearner = own is not None and own.isLearner
+        else:
+            # One voter: always its own leader; an entry is committed once in its WAL and
+            # applied right after, so the applied index is the committed one.
+            response.leader = member.identity.member_id
+            response.raftIndex = member.store.applied_index
+            response.raftTerm = member.term
+        member.fill_header(response.header)
+        return response
