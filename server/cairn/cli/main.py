@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="run a local cluster for development (make cluster)")
     dev.add_argument("--dir", default=".cluster", help="where the members keep their data")
     dev.add_argument("--client-port", type=int, default=2379)
-    dev.add_argument("--peer-port", type=int, default=2380)
+    dev.add_argument("--members", type=int, default=3, help="1, 3 or 5 members")
     dev.set_defaults(func=_dev)
 
     bench = commands.add_parser("bench", help="measure put/range throughput and latency")
