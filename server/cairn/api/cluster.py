@@ -1,15 +1,44 @@
-"""The etcdserverpb.Cluster service: MemberList so far.
+"""The etcdserverpb.Cluster service: MemberList, MemberAdd, MemberRemove, MemberUpdate and
+MemberPromote.
 
-MemberAdd, MemberRemove, MemberUpdate and MemberPromote are not implemented yet (they answer
-UNIMPLEMENTED): they need Raft configuration changes proposed from the API, with etcd's
-refusals (quorum safety, learner catch-up), which is the next step of the Raft issue.
+Every change is a Raft conf change whose context is the `etcdserverpb.Member` it is about;
+the member table and the peer transport change on every member when the entry is applied
+(`RaftMember._apply`), and the response is sent once this member has applied it, listing
+the table as it is then, as etcd does. The refusals are checked here, before proposing, with
+etcd's texts and codes (checked against etcd 3.4.23): they depend on what this member sees of
+the cluster (the leader's replication progress, which peers are connected), which is local
+state and not something to replicate.
 """
 
 from __future__ import annotations
 
+from cairn.errors import (
+    ErrLearnerNotReady,
+    ErrMemberExist,
+    ErrMemberNotFound,
+    ErrMemberNotLearner,
+    ErrNotEnoughStartedMembers,
+    ErrNotLeader,
+    ErrPeerURLExist,
+    ErrTooManyLearners,
+    ErrUnhealthy,
+    EtcdError,
+)
 from cairn.member.member import Member
+from cairn.member.membership import added_member_id
 from cairn.member.raft_member import RaftMember
+from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
+from cairn.raft import ConfChange, ConfChangeType
+
+# etcd 3.4 allows one learner at a time (its MaxLearners).
+MAX_LEARNERS = 1
+# A learner may be promoted once its log reaches this share of the leader's (etcd's rule).
+PROMOTE_READY_SHARE = 0.9
+
+
+class ErrUnimplementedForOneVoter(EtcdError):
+    code, text = "UNIMPLEMENTED", "cairn: membership changes need a multi-member (Raft) cluster"
 
 
 class ClusterService:
@@ -35,6 +64,107 @@ class ClusterService:
         member.fill_header(response.header)
         return response
 
+    async def MemberAdd(
+        self, request: pb.MemberAddRequest, context: object
+    ) -> pb.MemberAddResponse:
+        member = self._raft()
+        table = member.membership
+        urls = sorted(request.peerURLs)
+        if table.peer_url_owner(urls) is not None:
+            raise ErrPeerURLExist()
+        new_id = added_member_id(urls, member.config.initial_cluster_token)
+        if table.get(new_id) is not None or table.was_removed(new_id):
+            raise ErrMemberExist()
+        if request.isLearner:
+            if sum(m.isLearner for m in table.members()) >= MAX_LEARNERS:
+                raise ErrTooManyLearners()
+        else:
+            # A new voter raises the quorum before it has started: refuse when the members
+            # connected now would not reach it (etcd's strict reconfiguration check).
+            voters = [m.ID for m in table.members() if not m.isLearner]
+            if _connected(member, voters) < (len(voters) + 1) // 2 + 1:
+                raise ErrUnhealthy()
+        added = pb.Member(ID=new_id, peerURLs=urls, isLearner=request.isLearner)
+        kind = ConfChangeType.ADD_LEARNER if request.isLearner else ConfChangeType.ADD_VOTER
+        await member.change_membership(ConfChange(kind, new_id, added.SerializeToString()))
+        response = pb.MemberAddResponse(member=added)
+        response.members.extend(table.members())
+        member.fill_header(response.header)
+        return response
+
+    async def MemberRemove(
+        self, request: pb.MemberRemoveRequest, context: object
+    ) -> pb.MemberRemoveResponse:
+        member = self._raft()
+        table = member.membership
+        target = table.get(request.ID)
+        if target is None:
+            raise ErrMemberNotFound()
+        if not target.isLearner:
+            voters = [m.ID for m in table.members() if not m.isLearner]
+            remaining = [v for v in voters if v != request.ID]
+            if _connected(member, remaining) < len(remaining) // 2 + 1:
+                raise ErrNotEnoughStartedMembers()
+        change = ConfChange(ConfChangeType.REMOVE, request.ID, target.SerializeToString())
+        await member.change_membership(change)
+        response = pb.MemberRemoveResponse()
+        response.members.extend(table.members())
+        member.fill_header(response.header)
+        return response
+
+    async def MemberUpdate(
+        self, request: pb.MemberUpdateRequest, context: object
+    ) -> pb.MemberUpdateResponse:
+        member = self._raft()
+        table = member.membership
+        target = table.get(request.ID)
+        if target is None:
+            raise ErrMemberNotFound()
+        urls = sorted(request.peerURLs)
+        if table.peer_url_owner(urls, ignore=request.ID) is not None:
+            raise ErrPeerURLExist()
+        updated = pb.Member(ID=request.ID, peerURLs=urls, isLearner=target.isLearner)
+        # The same type the member already has: the table reads it as a peer-URL update.
+        kind = ConfChangeType.ADD_LEARNER if target.isLearner else ConfChangeType.ADD_VOTER
+        await member.change_membership(ConfChange(kind, request.ID, updated.SerializeToString()))
+        response = pb.MemberUpdateResponse()
+        response.members.extend(table.members())
+        member.fill_header(response.header)
+        return response
+
+    async def MemberPromote(
+        self, request: pb.MemberPromoteRequest, context: object
+    ) -> pb.MemberPromoteResponse:
+        member = self._raft()
+        table = member.membership
+        target = table.get(request.ID)
+        if target is None:
+            raise ErrMemberNotFound()
+        if not target.isLearner:
+            raise ErrMemberNotLearner()
+        if not member.is_leader:
+            # etcd forwards a promote to the leader, which alone knows how far the learner's
+            # log is; cairn's peer protocol cannot forward yet, so ask the leader directly.
+            raise ErrNotLeader()
+        progress = member.node.status().progress
+        own = progress.get(member.identity.member_id)
+        learner = progress.get(request.ID)
+        leader_match = own.match if own is not None else member.node.status().last_index
+        if learner is None or learner.match < leader_match * PROMOTE_READY_SHARE:
+            raise ErrLearnerNotReady()
+        promoted = pb.Member(ID=request.ID, peerURLs=list(target.peerURLs), isLearner=False)
+        change = ConfChange(ConfChangeType.ADD_VOTER, request.ID, promoted.SerializeToString())
+        await member.change_membership(change)
+        response = pb.MemberPromoteResponse()
+        response.members.extend(table.members())
+        member.fill_header(response.header)
+        return response
+
+    def _raft(self) -> RaftMember:
+        if not isinstance(self._member, RaftMember):
+            raise ErrUnimplementedForOneVoter()
+        return self._member
+
     def _self_entry(self, member: Member) -> pb.Member:
         name = member.identity.name
         return pb.Member(
@@ -43,3 +173,13 @@ class ClusterService:
             peerURLs=sorted(member.config.initial_cluster.get(name, [])),
             clientURLs=self._client_urls,
         )
+
+
+def _connected(member: RaftMember, voters: list[int]) -> int:
+    """How many of `voters` this member reaches now (itself included)."""
+    own = member.identity.member_id
+    return sum(
+        1
+        for voter in voters
+        if voter == own or member.transport.peer_state(voter) is PeerState.ACTIVE
+    )

@@ -1,11 +1,13 @@
-"""The etcdserverpb.Maintenance service: Status (what `etcdctl endpoint status` shows).
+"""The etcdserverpb.Maintenance service: Status (what `etcdctl endpoint status` shows) and
+MoveLeader (`etcdctl move-leader`).
 
-The other Maintenance RPCs (Alarm, Defragment, Hash, HashKV, Snapshot, MoveLeader, Downgrade)
-are not implemented yet and answer UNIMPLEMENTED.
+The other Maintenance RPCs (Alarm, Defragment, Hash, HashKV, Snapshot, Downgrade) are not
+implemented yet and answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
 
+from cairn.errors import ErrBadLeaderTransferee, ErrNotLeader
 from cairn.member.member import Member
 from cairn.member.raft_member import RaftMember
 from cairn.proto import rpc_pb2 as pb
@@ -48,5 +50,28 @@ class MaintenanceService:
             response.leader = member.identity.member_id
             response.raftIndex = member.store.applied_index
             response.raftTerm = member.term
+        member.fill_header(response.header)
+        return response
+
+    async def MoveLeader(
+        self, request: pb.MoveLeaderRequest, context: object
+    ) -> pb.MoveLeaderResponse:
+        """Hand leadership to another voter; answered once this member sees the new leader.
+
+        As in etcd 3.4.23: only the leader accepts it (`etcdserver: not leader`, which
+        etcdctl avoids by picking the leader's endpoint), a target that is not a voter is
+        refused (`etcdserver: bad leader transferee`), and moving to the current leader is an
+        immediate success.
+        """
+        member = self._member
+        response = pb.MoveLeaderResponse()
+        if isinstance(member, RaftMember):
+            if not member.is_leader:
+                raise ErrNotLeader()
+            if request.targetID not in member.node.status().conf_state.voters:
+                raise ErrBadLeaderTransferee()
+            await member.move_leader(request.targetID)
+        elif request.targetID != member.identity.member_id:
+            raise ErrBadLeaderTransferee()
         member.fill_header(response.header)
         return response

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from cairn.errors import ErrStopped, EtcdError
@@ -30,6 +31,7 @@ from cairn.mvcc.backend import MEMBERS, Backend
 from cairn.mvcc.store import MVCCStore
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest, MemberAttributesRequest
+from cairn.raft import ConfChange, ConfChangeType
 
 log = logging.getLogger("cairn.member")
 
@@ -46,30 +48,45 @@ class Membership:
     def __init__(self, store: MVCCStore, members: dict[int, pb.Member]) -> None:
         self._store = store
         self._members = members
+        # Peer URLs by ID from --initial-cluster: a joining member applies the founders'
+        # bootstrap conf changes, which carry no context, and takes their URLs from here.
+        self._known_urls: dict[int, list[str]] = {}
+        self._removed: set[int] = set()
 
     @classmethod
     def open(
-        cls, store: MVCCStore, initial_cluster: dict[str, list[str]], token: str
+        cls,
+        store: MVCCStore,
+        initial_cluster: dict[str, list[str]],
+        token: str,
+        seed: bool = True,
     ) -> Membership:
         """Load the table; a data dir without one starts from the founding members.
 
         Seeding writes straight to LevelDB rather than through Raft because every founding
         member derives the identical table from --initial-cluster; on a restart the stored
-        table wins, as etcd ignores --initial-cluster once a member has data.
+        table wins, as etcd ignores --initial-cluster once a member has data. A member joining
+        an existing cluster (`seed=False`) starts empty and learns the table from the log.
         """
         backend: Backend = store.backend
-        members = {
-            int.from_bytes(raw_id, "big"): pb.Member.FromString(record)
-            for raw_id, record in backend.scan(MEMBERS)
+        records = {
+            int.from_bytes(raw_id, "big"): record for raw_id, record in backend.scan(MEMBERS)
         }
-        if not members:
+        members = {mid: pb.Member.FromString(rec) for mid, rec in records.items() if rec}
+        removed = {mid for mid, rec in records.items() if not rec}
+        if not members and seed:
             founders = [
                 pb.Member(ID=derive_member_id(urls, token), name=name, peerURLs=sorted(urls))
                 for name, urls in initial_cluster.items()
             ]
             members = {m.ID: m for m in founders}
             backend.write_batch({_key(m.ID): m.SerializeToString() for m in members.values()})
-        return cls(store, members)
+        table = cls(store, members)
+        table._removed = removed
+        table._known_urls = {
+            derive_member_id(urls, token): sorted(urls) for urls in initial_cluster.values()
+        }
+        return table
 
     def members(self) -> list[pb.Member]:
         """Every member, ordered by ID (etcd's member list order)."""
@@ -93,6 +110,85 @@ class Membership:
         member.clientURLs.extend(request.client_urls)
         self._store.stage_raw(_key(member.ID), member.SerializeToString())
         return Applied(response=None)
+
+    # ---- membership changes (applied from committed CONF_CHANGE entries) ---------------
+
+    def apply_conf_change(self, change: ConfChange) -> ConfOutcome:
+        """Update the table for a committed conf change; identical on every member.
+
+        Raft's core knows three change types; the table tells them apart, which is enough
+        because every member holds the same table at the same log index:
+        ADD_LEARNER/ADD_VOTER of an unknown ID adds it, ADD_VOTER of a learner promotes it,
+        the same type as the member already has is a peer-URL update (etcd's
+        ConfChangeUpdateNode, which this core does not have), REMOVE removes. The context is
+        the `etcdserverpb.Member` the change is about (empty for bootstrap entries).
+        """
+        incoming = pb.Member.FromString(change.context) if change.context else None
+        current = self._members.get(change.node_id)
+        if change.type is ConfChangeType.REMOVE:
+            if current is None:
+                return ConfOutcome("noop", change.node_id, [])
+            del self._members[change.node_id]
+            # An empty record is the tombstone (the store's staging has no delete): it keeps the
+            # removal in the applied batch and remembers the ID, which must never come back.
+            self._store.stage_raw(_key(change.node_id), b"")
+            self._removed.add(change.node_id)
+            return ConfOutcome("removed", change.node_id, list(current.peerURLs))
+        learner = change.type is ConfChangeType.ADD_LEARNER
+        if current is None:
+            urls = list(incoming.peerURLs) if incoming else self._known_urls.get(change.node_id, [])
+            member = pb.Member(ID=change.node_id, peerURLs=sorted(urls), isLearner=learner)
+            if incoming is not None and incoming.name:
+                member.name = incoming.name
+            self._members[change.node_id] = member
+            self._save(member)
+            return ConfOutcome("added", change.node_id, list(member.peerURLs))
+        if current.isLearner and not learner:
+            current.isLearner = False
+            self._save(current)
+            return ConfOutcome("promoted", change.node_id, list(current.peerURLs))
+        if incoming is not None and list(incoming.peerURLs) != list(current.peerURLs):
+            del current.peerURLs[:]
+            current.peerURLs.extend(incoming.peerURLs)
+            self._save(current)
+            return ConfOutcome("updated", change.node_id, list(current.peerURLs))
+        return ConfOutcome("noop", change.node_id, list(current.peerURLs))
+
+    def was_removed(self, member_id: int) -> bool:
+        """Whether `member_id` was removed from this cluster (etcd never lets it back)."""
+        return member_id in self._removed
+
+    def _save(self, member: pb.Member) -> None:
+        self._store.stage_raw(_key(member.ID), member.SerializeToString())
+
+    def peer_url_owner(self, urls: Iterable[str], ignore: int = 0) -> int | None:
+        """The member (other than `ignore`) already using one of `urls`, if any."""
+        wanted = set(urls)
+        for owner, member in self._members.items():
+            if owner != ignore and wanted & set(member.peerURLs):
+                return owner
+        return None
+
+
+@dataclass(frozen=True)
+class ConfOutcome:
+    """What applying a conf change did to the table, so the member can tell the transport."""
+
+    kind: str  # "added" | "removed" | "promoted" | "updated" | "noop"
+    member_id: int
+    peer_urls: list[str]
+
+
+def added_member_id(peer_urls: Iterable[str], token: str) -> int:
+    """The ID of a member added at run time.
+
+    etcd mixes the current time into the hash so that re-adding a removed member's URLs gives
+    a new ID. cairn uses the founders' formula (sorted peer URLs + token) instead: a member
+    started with --initial-cluster-state existing must derive its own ID, and cairn has no
+    peer endpoint yet from which it could fetch one. Re-adding a removed URL is therefore
+    refused (the ID would come back), see `ErrMemberExist` in the Cluster service.
+    """
+    return derive_member_id(sorted(peer_urls), token)
 
 
 class Proposer(Protocol):

@@ -29,12 +29,13 @@ from cairn.errors import (
     ErrRequestTooLarge,
     ErrStopped,
     ErrTimeout,
+    ErrTimeoutLeaderTransfer,
     EtcdError,
 )
 from cairn.member.applier import Applied, Applier
 from cairn.member.config import MemberConfig
-from cairn.member.identity import Identity, member_id
-from cairn.member.membership import Membership, publish_until_applied
+from cairn.member.identity import Identity, cluster_id, member_id
+from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
 from cairn.member.wal_writer import WALWriter
@@ -114,6 +115,9 @@ class RaftMember:
         self._waiters: dict[int, asyncio.Future[Applied]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Conf changes proposed here, by their encoded entry data, until applied.
+        self._conf_waiters: dict[bytes, asyncio.Future[None]] = {}
+        self.removed = False
         self._next_read = 0
         self._wake = asyncio.Event()
         self._stopping = False
@@ -136,8 +140,11 @@ class RaftMember:
         self.backend = Backend(cfg.db_dir)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
+        # --initial-cluster-state existing: this member was added with `member add` and joins
+        # a running cluster; the table and the configuration come from the leader's log.
+        joining = cfg.initial_cluster_state == "existing"
         self.membership = Membership.open(
-            self.store, cfg.initial_cluster, cfg.initial_cluster_token
+            self.store, cfg.initial_cluster, cfg.initial_cluster_token, seed=not joining
         )
         voters: tuple[int, ...] = ()
         if WAL.exists(cfg.wal_dir):
@@ -164,13 +171,18 @@ class RaftMember:
                 raise RaftMemberError(
                     f"couldn't find local name {cfg.name!r} in the initial cluster configuration"
                 )
-            self.identity = Identity.bootstrap(
-                cfg.name, cfg.initial_cluster, cfg.initial_cluster_token
-            )
+            if joining:
+                self.identity = self._joining_identity()
+            else:
+                self.identity = Identity.bootstrap(
+                    cfg.name, cfg.initial_cluster, cfg.initial_cluster_token
+                )
             self._wal = WAL.create(
                 cfg.wal_dir, self.identity.to_bytes(), segment_bytes=cfg.wal_segment_bytes
             )
-            voters = tuple(sorted(self.peers))
+            # A joining member bootstraps no voters: Raft must learn the configuration from
+            # the leader, or it would campaign in a cluster of its own making.
+            voters = () if joining else tuple(sorted(self.peers))
             log.info(
                 "starting a new member %s (%x) of cluster %x with %d voters",
                 cfg.name,
@@ -194,6 +206,21 @@ class RaftMember:
         )
         self._request_ids = RequestIDs(self.identity.member_id)
 
+    def _joining_identity(self) -> Identity:
+        """Who a member started with --initial-cluster-state existing is.
+
+        Its ID is derived from its own peer URLs as `member add` derived it (see
+        `membership.added_member_id`). The cluster ID is derived from the other members in
+        --initial-cluster, which is right while they are the founders; after a founder was
+        replaced the peer handshake refuses the mismatch loudly (etcd fetches both IDs from a
+        peer's /members endpoint, which cairn's peer protocol does not have yet).
+        """
+        cfg = self.config
+        token = cfg.initial_cluster_token
+        own = member_id(cfg.initial_cluster[cfg.name], token)
+        others = [member_id(u, token) for n, u in cfg.initial_cluster.items() if n != cfg.name]
+        return Identity(cfg.name, own, cluster_id(others))
+
     async def start(self) -> None:
         """Listen for peers, connect to them, and start ticking and the Ready loop."""
         loop = asyncio.get_running_loop()
@@ -205,7 +232,10 @@ class RaftMember:
             on_unreachable=self._on_unreachable,
         )
         await self.transport.start(self.cluster.listen_peer_urls)
-        for peer_id, urls in (self.cluster.peer_urls or self.peers).items():
+        # The stored table is the truth once there is one (members added or removed since
+        # bootstrap); --initial-cluster only for a first start with an empty table.
+        known = {m.ID: list(m.peerURLs) for m in self.membership.members() if m.peerURLs}
+        for peer_id, urls in (self.cluster.peer_urls or known or self.peers).items():
             if peer_id != self.identity.member_id:
                 self.transport.add_peer(peer_id, urls)
         self._tasks = [
@@ -259,6 +289,10 @@ class RaftMember:
             if not future.done():
                 future.set_exception(error)
         self._applied_waiters.clear()
+        for conf in self._conf_waiters.values():
+            if not conf.done():
+                conf.set_exception(error)
+        self._conf_waiters.clear()
 
     # ---- inputs ----------------------------------------------------------------------
 
@@ -330,7 +364,13 @@ class RaftMember:
         outcomes: list[tuple[int, Applied | EtcdError]] = []
         for entry in entries:
             if entry.kind is EntryKind.CONF_CHANGE:
-                self.node.apply_conf_change(ConfChange.decode(entry.data))
+                change = ConfChange.decode(entry.data)
+                outcome = self.membership.apply_conf_change(change)
+                self.node.apply_conf_change(change)
+                self._follow_conf_change(outcome)
+                waiter = self._conf_waiters.pop(entry.data, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
                 continue
             if not entry.data:
                 continue  # a new leader's empty entry
@@ -358,6 +398,65 @@ class RaftMember:
             else:
                 still_waiting.append((index, future))
         self._applied_waiters = still_waiting
+
+    def _follow_conf_change(self, outcome: ConfOutcome) -> None:
+        """Make the transport match the member table after a committed change."""
+        peer_id = outcome.member_id
+        if peer_id == self.identity.member_id:
+            if outcome.kind == "removed":
+                # etcd: "the member has been permanently removed from the cluster"; it stops.
+                log.warning("member %x was removed from the cluster; stopping", peer_id)
+                self.removed = True
+                self.failure = RaftMemberError(
+                    "the member has been permanently removed from the cluster"
+                )
+                self._stopping = True
+            return
+        known = peer_id in self.transport.peer_ids
+        if outcome.kind == "removed" and known:
+            self.transport.remove_peer(peer_id)
+        elif outcome.kind in ("added", "promoted", "updated") and outcome.peer_urls:
+            if known:
+                self.transport.update_peer(peer_id, outcome.peer_urls)
+            else:
+                self.transport.add_peer(peer_id, outcome.peer_urls)
+
+    async def change_membership(self, change: ConfChange) -> None:
+        """Propose a conf change and wait until this member has applied it."""
+        if self._stopping:
+            raise ErrStopped()
+        data = change.encode()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._conf_waiters[data] = future
+        try:
+            self.node.propose_conf_change(change)
+        except ProposalDropped:
+            del self._conf_waiters[data]
+            raise ErrNoLeader() if self.leader == 0 else ErrTimeout() from None
+        self._wake.set()
+        try:
+            await asyncio.wait_for(future, self.cluster.request_timeout_s)
+        except TimeoutError:
+            self._conf_waiters.pop(data, None)
+            raise ErrTimeout() from None
+
+    async def move_leader(self, target: int) -> None:
+        """Hand leadership to `target` and wait until this member sees it lead.
+
+        The caller checked that this member leads and `target` is a voter. Raft gives up a
+        transfer after an election timeout; the wait is the request timeout, as in etcd.
+        """
+        if self.leader == target:
+            return
+        self.node.transfer_leadership(target)
+        self._wake.set()
+        deadline = asyncio.get_running_loop().time() + self.cluster.request_timeout_s
+        while self.leader != target:
+            if self._stopping:
+                raise ErrStopped()
+            if asyncio.get_running_loop().time() > deadline:
+                raise ErrTimeoutLeaderTransfer()
+            await asyncio.sleep(self.cluster.heartbeat_interval_ms / 1000)
 
     def _apply_request(self, request: InternalRequest) -> Applied:
         kind = request.WhichOneof("request")
