@@ -1,0 +1,96 @@
+"""Membership changes driven by the real etcdctl against real `cairn serve` processes:
+member add --learner, a new member joining with --initial-cluster-state existing, member
+promote, member remove of a founder, move-leader, and the data on the new member."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from tests.cluster.processes import ClusterProcess, ProcessCluster, free_port
+from tests.support.etcdctl import etcdctl_path, run_etcdctl
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.etcd,
+    pytest.mark.skipif(etcdctl_path() is None, reason="needs etcdctl (Debian etcd-client)"),
+]
+
+
+def ctl(endpoints: str, *args: str) -> str:
+    result = run_etcdctl(endpoints, list(args))
+    assert result.returncode == 0, f"etcdctl {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def until_ok(endpoints: str, *args: str, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = run_etcdctl(endpoints, ["--command-timeout=3s", *args])
+        if result.returncode == 0:
+            return result.stdout
+        if time.monotonic() > deadline:
+            raise AssertionError(f"etcdctl {' '.join(args)} kept failing: {result.stderr}")
+        time.sleep(0.2)
+
+
+def member_list(endpoints: str) -> list[dict[str, object]]:
+    return json.loads(ctl(endpoints, "member", "list", "-w", "json"))["members"]  # type: ignore[no-any-return]
+
+
+def peer_url_of(member: ClusterProcess) -> str:
+    return next(a.split("=", 1)[1] for a in member.argv if a.startswith("--listen-peer-urls="))
+
+
+def test_learner_joins_is_promoted_founder_removed_and_leadership_moved(tmp_path: Path) -> None:
+    with ProcessCluster(tmp_path) as cluster:
+        endpoints = cluster.endpoints()
+        ctl(endpoints, "put", "before", "1")
+        peer_port, client_port = free_port(), free_port()
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        added = json.loads(
+            ctl(
+                endpoints,
+                "member",
+                "add",
+                "m4",
+                f"--peer-urls={peer_url}",
+                "--learner",
+                "-w",
+                "json",
+            )
+        )
+        new_id = format(added["member"]["ID"], "x")
+        assert added["member"]["isLearner"] is True
+        assert len(added["members"]) == 4
+
+        founders = ",".join(f"{m.name}={peer_url_of(m)}" for m in cluster.members.values())
+        m4 = ClusterProcess(tmp_path, "m4", f"{founders},m4={peer_url}", client_port, peer_port)
+        m4.argv.append("--initial-cluster-state=existing")
+        cluster.members["m4"] = m4
+        m4.start()
+        assert "1" in until_ok(m4.client_endpoint, "get", "before", "--consistency=s")
+
+        leader = cluster.wait_for_leader()
+        until_ok(leader.client_endpoint, "member", "promote", new_id)
+        listed = {format(m["ID"], "x"): m for m in member_list(endpoints)}  # type: ignore[arg-type]
+        assert not listed[new_id].get("isLearner", False)
+
+        leader = cluster.wait_for_leader()
+        victim = next(m for m in cluster.members.values() if m not in (leader, m4))
+        assert victim.member_id is not None
+        ctl(leader.client_endpoint, "member", "remove", victim.member_id)
+        victim.stop()
+        remaining = cluster.endpoints()
+        ids = {format(m["ID"], "x") for m in member_list(remaining)}  # type: ignore[arg-type]
+        assert victim.member_id not in ids and new_id in ids and len(ids) == 3
+
+        until_ok(remaining, "move-leader", new_id)
+        status = json.loads(ctl(m4.client_endpoint, "endpoint", "status", "-w", "json"))
+        assert format(status[0]["Status"]["leader"], "x") == new_id
+
+        until_ok(remaining, "put", "after", "2")
+        assert "2" in until_ok(m4.client_endpoint, "get", "after")
+        assert "1" in until_ok(m4.client_endpoint, "get", "before")
