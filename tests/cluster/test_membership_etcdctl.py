@@ -74,7 +74,11 @@ def test_learner_joins_is_promoted_founder_removed_and_leadership_moved(tmp_path
         assert "1" in until_ok(m4.client_endpoint, "get", "before", "--consistency=s")
 
         leader = cluster.wait_for_leader()
-        until_ok(leader.client_endpoint, "member", "promote", new_id)
+        # Through a follower: it forwards the promote to the leader, as etcd does.
+        follower = next(m for m in cluster.members.values() if m not in (leader, m4))
+        until_ok(follower.client_endpoint, "member", "promote", new_id)
+        again = run_etcdctl(follower.client_endpoint, ["member", "promote", new_id])
+        assert "etcdserver: can only promote a learner member" in again.stderr
         listed = {format(m["ID"], "x"): m for m in member_list(endpoints)}  # type: ignore[arg-type]
         assert not listed[new_id].get("isLearner", False)
 

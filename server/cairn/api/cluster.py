@@ -12,6 +12,10 @@ state and not something to replicate.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+import grpc
+
 from cairn.errors import (
     ErrLearnerNotReady,
     ErrMemberExist,
@@ -29,6 +33,7 @@ from cairn.member.membership import added_member_id
 from cairn.member.raft_member import RaftMember
 from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
+from cairn.proto import rpc_pb2_grpc
 from cairn.raft import ConfChange, ConfChangeType
 
 # etcd 3.4 allows one learner at a time (its MaxLearners).
@@ -143,9 +148,16 @@ class ClusterService:
         if not target.isLearner:
             raise ErrMemberNotLearner()
         if not member.is_leader:
-            # etcd forwards a promote to the leader, which alone knows how far the learner's
-            # log is; cairn's peer protocol cannot forward yet, so ask the leader directly.
-            raise ErrNotLeader()
+            # Only the leader knows how far the learner's log is, so etcd forwards a promote
+            # to it. cairn's peer protocol has no such call yet: forward through the leader's
+            # client URL (published in the member table), then answer from the local table
+            # once this member has applied the change.
+            await _forward_promote(member, request)
+            await member.linearizable_barrier()
+            response = pb.MemberPromoteResponse()
+            response.members.extend(table.members())
+            member.fill_header(response.header)
+            return response
         progress = member.node.status().progress
         own = progress.get(member.identity.member_id)
         learner = progress.get(request.ID)
@@ -173,6 +185,23 @@ class ClusterService:
             peerURLs=sorted(member.config.initial_cluster.get(name, [])),
             clientURLs=self._client_urls,
         )
+
+
+async def _forward_promote(member: RaftMember, request: pb.MemberPromoteRequest) -> None:
+    """Send a MemberPromote to the leader's client URL; its refusal becomes ours."""
+    leader = member.membership.get(member.leader) if member.leader else None
+    if leader is None or not leader.clientURLs:
+        raise ErrNotLeader()
+    target = urlsplit(leader.clientURLs[0]).netloc
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            await rpc_pb2_grpc.ClusterStub(channel).MemberPromote(
+                request, timeout=member.cluster.request_timeout_s
+            )
+        except grpc.aio.AioRpcError as error:
+            forwarded = EtcdError(error.details() or "")
+            forwarded.code = error.code().name
+            raise forwarded from None
 
 
 def _connected(member: RaftMember, voters: list[int]) -> int:
