@@ -124,8 +124,8 @@ class ErrTooManyLearners(EtcdError):
 
 
 class ErrNotEnoughStartedMembers(EtcdError):
-    # Not reproduced live (it needs a dead voter at the right moment); code and text from
-    # etcd's documented error table.
+    # Not reproduced live (it needs members that never started); code and text from etcd's
+    # error table. A voter that is down answers `ErrUnhealthy` instead (checked live).
     code, text = (
         FAILED_PRECONDITION,
         "etcdserver: re-configuration failed due to not enough started members",

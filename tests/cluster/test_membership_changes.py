@@ -17,14 +17,17 @@ from cairn.api.maintenance import MaintenanceService
 from cairn.errors import (
     ErrBadLeaderTransferee,
     ErrLearnerNotReady,
+    ErrMemberExist,
     ErrMemberNotFound,
     ErrMemberNotLearner,
     ErrNotLeader,
     ErrPeerURLExist,
     ErrTooManyLearners,
+    ErrUnhealthy,
 )
 from cairn.member.config import MemberConfig
 from cairn.member.raft_member import ClusterSettings, RaftMember
+from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
 
 
@@ -194,5 +197,59 @@ def test_refusals_match_etcd(tmp_path: Path) -> None:
         await eventually(lambda: other.membership.get(added.member.ID) is not None)
         await service(other).MemberRemove(pb.MemberRemoveRequest(ID=added.member.ID), None)
         await put_retrying(leader, b"after", b"v")
+
+    run(tmp_path, body)
+
+
+def test_a_down_voter_makes_adds_and_quorum_losing_removals_unhealthy(tmp_path: Path) -> None:
+    async def body(cluster: Cluster) -> None:
+        leader = await cluster.leader()
+        down, live = [m for m in cluster.members.values() if m is not leader]
+        down_id = down.identity.member_id
+        await cluster.stop(down.identity.name)
+        await eventually(lambda: leader.transport.peer_state(down_id) is not PeerState.ACTIVE)
+        svc = service(leader)
+        url = f"http://127.0.0.1:{free_port()}"
+        # As etcd 3.4.23 answers: any add, and removing a live voter, while a voter is down.
+        with pytest.raises(ErrUnhealthy):
+            await svc.MemberAdd(pb.MemberAddRequest(peerURLs=[url], isLearner=True), None)
+        with pytest.raises(ErrUnhealthy):
+            await svc.MemberRemove(pb.MemberRemoveRequest(ID=live.identity.member_id), None)
+        # The down voter itself may go; the two left keep serving.
+        removed = await svc.MemberRemove(pb.MemberRemoveRequest(ID=down_id), None)
+        assert down_id not in [m.ID for m in removed.members]
+        await put_retrying(live, b"k", b"v")
+
+    run(tmp_path, body)
+
+
+def test_the_changed_table_survives_a_restart_of_every_member(tmp_path: Path) -> None:
+    async def body(cluster: Cluster) -> None:
+        leader = await cluster.leader()
+        url = f"http://127.0.0.1:{free_port()}"
+        added = await service(leader).MemberAdd(
+            pb.MemberAddRequest(peerURLs=[url], isLearner=True), None
+        )
+        m4 = await join(cluster, "m4", url)
+        await eventually(lambda: m4.store.applied_index >= leader.store.applied_index)
+        await service(leader).MemberPromote(pb.MemberPromoteRequest(ID=added.member.ID), None)
+        victim = next(m for m in cluster.members.values() if m not in (leader, m4))
+        victim_name, victim_id = victim.identity.name, victim.identity.member_id
+        victim_url = cluster.peer_urls[victim_name]
+        await service(leader).MemberRemove(pb.MemberRemoveRequest(ID=victim_id), None)
+        await cluster.stop(victim_name)
+        await eventually(lambda: len({str(t) for t in tables(cluster)}) == 1)
+        before = tables(cluster)[0]
+        for name in list(cluster.members):
+            await cluster.stop(name)
+        for name in [n for n in cluster.peer_urls if n != victim_name]:
+            await cluster.start(name)
+        await join(cluster, "m4", url)
+        assert all(t == before for t in tables(cluster))
+        leader = await cluster.leader()
+        await put_retrying(leader, b"after-restart", b"z")
+        # A removed member's ID never comes back (its URLs would derive it again).
+        with pytest.raises(ErrMemberExist):
+            await service(leader).MemberAdd(pb.MemberAddRequest(peerURLs=[victim_url]), None)
 
     run(tmp_path, body)

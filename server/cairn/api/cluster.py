@@ -80,15 +80,17 @@ class ClusterService:
         new_id = added_member_id(urls, member.config.initial_cluster_token)
         if table.get(new_id) is not None or table.was_removed(new_id):
             raise ErrMemberExist()
+        voters = [m for m in table.members() if not m.isLearner]
         if request.isLearner:
             if sum(m.isLearner for m in table.members()) >= MAX_LEARNERS:
                 raise ErrTooManyLearners()
-        else:
-            # A new voter raises the quorum before it has started: refuse when the members
-            # connected now would not reach it (etcd's strict reconfiguration check).
-            voters = [m.ID for m in table.members() if not m.isLearner]
-            if _connected(member, voters) < (len(voters) + 1) // 2 + 1:
-                raise ErrUnhealthy()
+        elif sum(1 for m in voters if m.name) < _quorum(len(voters) + 1):
+            # A new voter raises the quorum before it has started (etcd: "started" = has
+            # published its name).
+            raise ErrNotEnoughStartedMembers()
+        # etcd 3.4.23 refuses any add, learner too, while a voter is unreachable.
+        if _connected(member, [m.ID for m in voters]) < len(voters):
+            raise ErrUnhealthy()
         added = pb.Member(ID=new_id, peerURLs=urls, isLearner=request.isLearner)
         kind = ConfChangeType.ADD_LEARNER if request.isLearner else ConfChangeType.ADD_VOTER
         await member.change_membership(ConfChange(kind, new_id, added.SerializeToString()))
@@ -106,10 +108,7 @@ class ClusterService:
         if target is None:
             raise ErrMemberNotFound()
         if not target.isLearner:
-            voters = [m.ID for m in table.members() if not m.isLearner]
-            remaining = [v for v in voters if v != request.ID]
-            if _connected(member, remaining) < len(remaining) // 2 + 1:
-                raise ErrNotEnoughStartedMembers()
+            _check_voter_removal(member, target)
         change = ConfChange(ConfChangeType.REMOVE, request.ID, target.SerializeToString())
         await member.change_membership(change)
         response = pb.MemberRemoveResponse()
@@ -202,6 +201,28 @@ async def _forward_promote(member: RaftMember, request: pb.MemberPromoteRequest)
             forwarded = EtcdError(error.details() or "")
             forwarded.code = error.code().name
             raise forwarded from None
+
+
+def _quorum(voters: int) -> int:
+    return voters // 2 + 1
+
+
+def _check_voter_removal(member: RaftMember, target: pb.Member) -> None:
+    """etcd's strict reconfiguration check for removing a voter (matches etcd 3.4.23).
+
+    The started voters left must still form a quorum; a voter this member cannot reach may
+    always go (it is not part of the working quorum); otherwise the reachable voters minus
+    the removed one must still form a quorum, or the answer is `unhealthy cluster`.
+    """
+    voters = [m for m in member.membership.members() if not m.isLearner]
+    started = sum(1 for m in voters if m.name) - (1 if target.name else 0)
+    if started < _quorum(len(voters) - 1):
+        raise ErrNotEnoughStartedMembers()
+    own = member.identity.member_id
+    if own != target.ID and member.transport.peer_state(target.ID) is not PeerState.ACTIVE:
+        return
+    if _connected(member, [m.ID for m in voters]) - 1 < _quorum(len(voters) - 1):
+        raise ErrUnhealthy()
 
 
 def _connected(member: RaftMember, voters: list[int]) -> int:

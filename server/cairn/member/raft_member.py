@@ -10,10 +10,14 @@ been applied, then advance. Ticks come from a timer at --heartbeat-interval; an 
 It offers the same interface as the one-voter `Member` (propose, range, readonly_txn,
 fill_header, ...), so the API layer does not care which one it talks to.
 
-Not built yet (next steps, see the closing note of the session that wrote this): Raft
-snapshots and WAL release (this member keeps its whole log), snapshot transfer to a lagging
-follower, the Cluster service (membership changes are applied, but not persisted beyond the
-log), leadership transfer from the API.
+Membership changes (`change_membership`) are Raft conf changes: applying one updates the
+member table (same LevelDB batch as the applied index) and the peer transport on every
+member, and a member that applies its own removal stops. `move_leader` drives Raft's
+leadership transfer. A member started with --initial-cluster-state existing bootstraps no
+voters and learns the configuration from the leader's log.
+
+Not built yet: Raft snapshots and WAL release (this member keeps its whole log, which is also
+how a new member catches up), snapshot transfer to a lagging follower.
 """
 
 from __future__ import annotations
