@@ -417,13 +417,15 @@ class RaftMember:
                 self._stopping = True
             return
         known = peer_id in self.transport.peer_ids
-        if outcome.kind == "removed" and known:
-            self.transport.remove_peer(peer_id)
-        elif outcome.kind in ("added", "promoted", "updated") and outcome.peer_urls:
+        if outcome.kind == "removed":
             if known:
-                self.transport.update_peer(peer_id, outcome.peer_urls)
-            else:
-                self.transport.add_peer(peer_id, outcome.peer_urls)
+                self.transport.remove_peer(peer_id)
+        elif outcome.kind == "updated" and known:
+            self.transport.update_peer(peer_id, outcome.peer_urls)
+        elif outcome.kind != "noop" and not known and outcome.peer_urls:
+            # A new member; or, on a joining member, a founder it already knows from
+            # --initial-cluster (then `known`, and its stream is left alone).
+            self.transport.add_peer(peer_id, outcome.peer_urls)
 
     async def change_membership(self, change: ConfChange) -> None:
         """Propose a conf change and wait until this member has applied it."""
