@@ -16,8 +16,12 @@ member, and a member that applies its own removal stops. `move_leader` drives Ra
 leadership transfer. A member started with --initial-cluster-state existing bootstraps no
 voters and learns the configuration from the leader's log.
 
-Not built yet: Raft snapshots and WAL release (this member keeps its whole log, which is also
-how a new member catches up), snapshot transfer to a lagging follower.
+Raft snapshots: every --snapshot-count applied entries the state is made durable, the
+configuration at that index is stored next to it (`snapshot_meta`), a WAL marker is written,
+the in-memory log is compacted but for a catch-up margin and older WAL segments are released.
+A plyvel snapshot handle taken at that index is the image a follower too far behind receives
+(`snapshot_image`); the receiver swaps it in for its LevelDB directory before Raft installs the
+snapshot.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import asyncio
 import contextlib
 import logging
 import random
+import shutil
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from cairn.errors import (
@@ -36,12 +42,14 @@ from cairn.errors import (
     ErrTimeoutLeaderTransfer,
     EtcdError,
 )
+from cairn.member import snapshot_image, snapshot_meta
 from cairn.member.applier import Applied, Applier
 from cairn.member.config import MemberConfig
 from cairn.member.identity import Identity, cluster_id, member_id
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
+from cairn.member.snapshot_meta import SnapshotMeta
 from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.revision import Revision
@@ -56,12 +64,16 @@ from cairn.raft import (
     EntryKind,
     HardState,
     MemoryStorage,
+    Message,
+    MessageType,
     ProposalDropped,
     RawNode,
     Ready,
     Role,
+    Snapshot,
+    SnapshotMetadata,
 )
-from cairn.wal import WAL
+from cairn.wal import WAL, SnapshotMarker
 from cairn.wal import Entry as WALEntry
 from cairn.wal import HardState as WALHardState
 
@@ -84,6 +96,9 @@ class ClusterSettings:
     check_quorum: bool = True
     seed: int | None = None
     peer_urls: dict[int, list[str]] = field(default_factory=dict)
+    # Entries kept in memory behind a snapshot, so a follower slightly behind still catches
+    # up from the log rather than with a whole image (etcd keeps 5000).
+    snapshot_catch_up_entries: int = 5000
 
 
 def _to_wal(entry: Entry) -> WALEntry:
@@ -128,6 +143,12 @@ class RaftMember:
         self._tasks: list[asyncio.Task[None]] = []
         self.failure: BaseException | None = None
         self._compacted: set[int] = set()
+        # The LevelDB image at the latest Raft snapshot index: (index, plyvel snapshot).
+        self._image: tuple[int, object] | None = None
+        self._since_snapshot = 0
+        self._snapshot_sends: set[asyncio.Task[None]] = set()
+        self.images_installed = 0  # images received from a leader and swapped in
+        self._transfers = 0  # images being or having been received, to name their dirs
         self.term = 0
         self.leader = 0
 
@@ -141,6 +162,7 @@ class RaftMember:
 
     def open(self) -> None:
         cfg = self.config
+        snapshot_image.recover(cfg.db_dir)
         self.backend = Backend(cfg.db_dir)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
@@ -154,15 +176,15 @@ class RaftMember:
         if WAL.exists(cfg.wal_dir):
             self._wal, replay = WAL.open(cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes)
             self.identity = Identity.from_bytes(replay.metadata)
-            if replay.snapshot is not None:
-                raise RaftMemberError(
-                    f"{cfg.wal_dir} holds a snapshot marker; this member cannot restore from "
-                    "snapshots yet"
-                )
-            self._storage.append([_from_wal(e) for e in replay.entries])
+            marker = self._restore_marker(replay.snapshot, replay.entries)
+            entries = replay.entries
+            if marker is not None:
+                entries = [e for e in entries if e.index > marker.index]
+            self._storage.append([_from_wal(e) for e in entries])
             if replay.hard_state is not None:
                 hs = replay.hard_state
-                self._storage.set_hard_state(HardState(hs.term, hs.vote, hs.commit))
+                commit = max(hs.commit, marker.index if marker is not None else 0)
+                self._storage.set_hard_state(HardState(hs.term, hs.vote, commit))
             log.info(
                 "restarting member %s (%x): %d log entries, applied index %d",
                 self.identity.name,
@@ -209,6 +231,7 @@ class RaftMember:
             )
         )
         self._request_ids = RequestIDs(self.identity.member_id)
+        self._take_image_at_restart()
 
     def _joining_identity(self) -> Identity:
         """Who a member started with --initial-cluster-state existing is.
@@ -225,6 +248,88 @@ class RaftMember:
         others = [member_id(u, token) for n, u in cfg.initial_cluster.items() if n != cfg.name]
         return Identity(cfg.name, own, cluster_id(others))
 
+    def _restore_marker(
+        self, marker: SnapshotMarker | None, entries: list[WALEntry]
+    ) -> SnapshotMarker | None:
+        """Load the WAL's latest snapshot into Raft storage, with the configuration at it.
+
+        A state applied beyond the whole WAL is an image swapped in from the leader whose
+        marker a crash kept from the WAL: the conf-state record written into the image says
+        where it stands, and the marker is written now. Returns the marker in effect.
+        """
+        applied = self.store.applied_index
+        last = entries[-1].index if entries else (marker.index if marker is not None else 0)
+        records = snapshot_meta.load(self.backend)
+        if applied > last:
+            image = next((m for m in records if m.index == applied), None)
+            if image is None:
+                raise RaftMemberError(
+                    f"the state in {self.config.db_dir} has applied index {applied}, beyond "
+                    f"the last index {last} in the WAL, and records no snapshot at it"
+                )
+            marker = SnapshotMarker(index=applied, term=image.term)
+            self._wal.save_snapshot(marker)
+        if marker is None:
+            return None
+        if applied < marker.index:
+            raise RaftMemberError(
+                f"the state in {self.config.db_dir} has applied index {applied}, but the WAL "
+                f"only holds entries after its snapshot at index {marker.index}: acknowledged "
+                "writes would be missing, so the member refuses to start"
+            )
+        meta = next((m for m in records if m.index == marker.index), None)
+        if meta is None:
+            raise RaftMemberError(
+                f"{self.config.db_dir} records no configuration for the WAL's snapshot at "
+                f"index {marker.index}; the member cannot tell Raft who the voters were"
+            )
+        metadata = SnapshotMetadata(marker.index, marker.term, meta.conf_state)
+        self._storage.apply_snapshot(Snapshot(metadata))
+        return marker
+
+    def _take_image_at_restart(self) -> None:
+        """Have an image at the storage snapshot's index, which is what Raft will send.
+
+        Only a member that has a snapshot needs one. When the state was applied beyond the
+        snapshot, the old image cannot be rebuilt: take a new snapshot at the applied index.
+        """
+        snapshot_index = self._storage.snapshot().index
+        applied = self.store.applied_index
+        if snapshot_index == 0:
+            return
+        if applied == snapshot_index:
+            self._image = (applied, self.backend.db.snapshot())
+        else:
+            self._snapshot(applied)
+
+    def _snapshot(self, index: int) -> None:
+        """Raft snapshot at applied `index`: durable state, conf state, marker, compaction.
+
+        Order matters for a crash: the synced LevelDB batch (which carries the conf state)
+        comes before the WAL marker, and segments are released only after the marker.
+        """
+        term = self._storage.term(index)
+        conf = self.node.status().conf_state
+        meta = SnapshotMeta(index, term, conf)
+        self.backend.write_batch(snapshot_meta.records(self.backend, meta), sync=True)
+        self._storage.create_snapshot(index, conf, b"")
+        self._wal.save_snapshot(SnapshotMarker(index=index, term=term))
+        self._image = (index, self.backend.db.snapshot())
+        keep_from = index - self.cluster.snapshot_catch_up_entries
+        if keep_from >= self._storage.first_index():
+            self._storage.compact(keep_from)
+        released = self._wal.release_before(index + 1)
+        self._since_snapshot = 0
+        log.info(
+            "member %x: snapshot at index %d (term %d), log compacted to %d, %d WAL segments "
+            "released",
+            self.identity.member_id,
+            index,
+            term,
+            self._storage.first_index() - 1,
+            released,
+        )
+
     async def start(self) -> None:
         """Listen for peers, connect to them, and start ticking and the Ready loop."""
         loop = asyncio.get_running_loop()
@@ -234,6 +339,7 @@ class RaftMember:
             self.identity.cluster_id,
             self._on_peer_message,
             on_unreachable=self._on_unreachable,
+            on_snapshot=self._on_snapshot,
         )
         await self.transport.start(self.cluster.listen_peer_urls)
         # The stored table is the truth once there is one (members added or removed since
@@ -269,9 +375,10 @@ class RaftMember:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._snapshot_sends]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             # A failed loop was already logged by _on_loop_done.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -334,7 +441,7 @@ class RaftMember:
 
     async def _handle(self, rd: Ready) -> None:
         if rd.snapshot is not None and not rd.snapshot.is_empty():
-            raise RaftMemberError("installing a Raft snapshot is not built yet")
+            self._install_snapshot(rd.snapshot)
         if rd.soft_state is not None:
             if rd.soft_state.lead != self.leader:
                 log.info(
@@ -355,7 +462,12 @@ class RaftMember:
                 self._storage.set_hard_state(hard)
                 self.term = hard.term
         for message in rd.messages:
-            self.transport.send(message.to, encode_message(message))
+            if message.type is MessageType.SNAP:
+                task = asyncio.get_running_loop().create_task(self._send_snapshot(message))
+                self._snapshot_sends.add(task)
+                task.add_done_callback(self._snapshot_sends.discard)
+            else:
+                self.transport.send(message.to, encode_message(message))
         if rd.committed_entries:
             self._apply(rd.committed_entries)
         for read in rd.read_states:
@@ -366,6 +478,15 @@ class RaftMember:
 
     def _apply(self, entries: list[Entry]) -> None:
         outcomes: list[tuple[int, Applied | EtcdError]] = []
+        # After an image was swapped in, Raft may hand out entries the image already holds
+        # (committed before the swap, or between the snapshot and the image's index).
+        # The store has them; Raft must still see their conf changes.
+        for entry in [e for e in entries if e.index <= self.store.applied_index]:
+            if entry.kind is EntryKind.CONF_CHANGE:
+                self.node.apply_conf_change(ConfChange.decode(entry.data))
+        entries = [e for e in entries if e.index > self.store.applied_index]
+        if not entries:
+            return
         for entry in entries:
             if entry.kind is EntryKind.CONF_CHANGE:
                 change = ConfChange.decode(entry.data)
@@ -402,6 +523,9 @@ class RaftMember:
             else:
                 still_waiting.append((index, future))
         self._applied_waiters = still_waiting
+        self._since_snapshot += len(entries)
+        if self._since_snapshot >= self.config.snapshot_count:
+            self._snapshot(last)
 
     def _follow_conf_change(self, outcome: ConfOutcome) -> None:
         """Make the transport match the member table after a committed change."""
@@ -477,21 +601,153 @@ class RaftMember:
             if applied.compaction is not None:
                 rev, obsolete = applied.compaction
                 # Deleted right after this group's flush; see Member for the chunked version.
-                asyncio.get_running_loop().call_soon(self._delete_compacted, rev, obsolete)
+                asyncio.get_running_loop().call_soon(
+                    self._delete_compacted, self.store, rev, obsolete
+                )
             return applied
         if kind == "member_attributes":
             return self.membership.apply_attributes(request.member_attributes)
         raise ValueError(f"unknown request kind {kind!r} in request {request.header.ID:x}")
 
-    def _delete_compacted(self, rev: int, obsolete: list[Revision]) -> None:
-        self.store.delete_history(obsolete)
-        self.store.finish_compaction(rev)
+    def _delete_compacted(self, store: MVCCStore, rev: int, obsolete: list[Revision]) -> None:
+        if store is not self.store:
+            return  # an image replaced the store; it finishes its own compaction on open
+        store.delete_history(obsolete)
+        store.finish_compaction(rev)
         self._compacted.add(rev)
 
     async def wait_compaction(self, rev: int) -> None:
         """Physical compaction: wait until the dropped history is deleted on this member."""
         while rev not in self._compacted and not self._stopping:
             await asyncio.sleep(0.001)
+
+    # ---- snapshot transfer -------------------------------------------------------------
+
+    async def _send_snapshot(self, message: Message) -> None:
+        """Stream the image Raft's SNAP message stands for, then report how it went."""
+        to = message.to
+        ok = False
+        try:
+            assert message.snapshot is not None
+            image = self._image
+            if image is None or image[0] != message.snapshot.index:
+                raise RaftMemberError(
+                    f"no image at snapshot index {message.snapshot.index} (have "
+                    f"{image[0] if image else None})"
+                )
+            handle = image[1]
+            excluded = snapshot_meta.KEYS
+            count, size = await snapshot_image.measure(handle, excluded)
+            log.info(
+                "member %x: sending snapshot at index %d (%d records, %d bytes) to %x",
+                self.identity.member_id,
+                message.snapshot.index,
+                count,
+                size,
+                to,
+            )
+            data = snapshot_image.stream(handle, count, excluded)
+            await self.transport.send_snapshot(to, encode_message(message), data, size)
+            ok = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("member %x: snapshot to %x failed: %s", self.identity.member_id, to, error)
+        if not self._stopping:
+            self.node.report_snapshot(to, ok)
+            self._wake.set()
+
+    async def _on_snapshot(self, from_id: int, payload: bytes, data: AsyncIterator[bytes]) -> None:
+        """Receive an image, swap it in for the LevelDB directory, then step the SNAP message.
+
+        The image is written and verified in a directory of its own first: a cut-off or
+        corrupt transfer raises and leaves the member's state untouched. The swap and the
+        step happen without yielding to the event loop, so the Ready loop never applies
+        entries to a half-replaced store.
+        """
+        message = decode_message(payload)
+        snap = message.snapshot
+        if message.type is not MessageType.SNAP or snap is None:
+            raise RaftMemberError(f"a snapshot transfer from {from_id:x} without a SNAP message")
+        self._transfers += 1
+        incoming = snapshot_image.incoming_dir(self.config.db_dir, snap.index, self._transfers)
+        writer = snapshot_image.ImageWriter(incoming)
+        try:
+            async for chunk in data:
+                writer.feed(chunk)
+            meta = SnapshotMeta(snap.index, snap.term, snap.metadata.conf_state)
+            writer.finish({snapshot_meta.LATEST: meta.encode()})
+        except BaseException:
+            writer.abort()
+            raise
+        if self._stopping:
+            shutil.rmtree(incoming, ignore_errors=True)
+            raise ErrStopped()
+        if snap.index <= max(self.node.status().commit, self.store.applied_index):
+            # Our log caught up while the image was on its way; Raft answers from the log.
+            shutil.rmtree(incoming, ignore_errors=True)
+        else:
+            self._swap_store(incoming, snap.index)
+        self.node.step(message)
+        self._wake.set()
+
+    def _swap_store(self, incoming: str, index: int) -> None:
+        """Replace the LevelDB directory with a received image and reopen everything on it."""
+        cfg = self.config
+        self._image = None
+        self.backend.close()
+        snapshot_image.swap_in(incoming, cfg.db_dir)
+        self.backend = Backend(cfg.db_dir)
+        self.store = MVCCStore(self.backend)
+        self.applier = Applier(self.store)
+        self.membership = Membership.open(
+            self.store, cfg.initial_cluster, cfg.initial_cluster_token, seed=False
+        )
+        self.images_installed += 1
+        for member in self.membership.members():
+            peer_id = member.ID
+            known = peer_id == self.identity.member_id or peer_id in self.transport.peer_ids
+            if not known and member.peerURLs:
+                self.transport.add_peer(peer_id, list(member.peerURLs))
+        log.info(
+            "member %x: installed an image at index %d (applied index %d, revision %d)",
+            self.identity.member_id,
+            index,
+            self.store.applied_index,
+            self.store.current_rev,
+        )
+        # Reads waiting for an index the image covers may go ahead; proposals waiting here
+        # are not woken: whether (and how) their entries applied is unknown, they time out.
+        applied = self.store.applied_index
+        still_waiting = []
+        for wanted, future in self._applied_waiters:
+            if wanted <= applied:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still_waiting.append((wanted, future))
+        self._applied_waiters = still_waiting
+
+    def _install_snapshot(self, snapshot: Snapshot) -> None:
+        """Ready.snapshot: the image is already in place; record it in the WAL and storage.
+
+        The state may be ahead of the snapshot (an image from an earlier transfer); it may
+        never be behind, or entries up to the snapshot would be missing from it.
+        """
+        applied = self.store.applied_index
+        if applied < snapshot.index:
+            raise RaftMemberError(
+                f"Raft installs a snapshot at index {snapshot.index} but the state is only at "
+                f"applied index {applied}"
+            )
+        meta = SnapshotMeta(snapshot.index, snapshot.term, snapshot.metadata.conf_state)
+        self.backend.write_batch(snapshot_meta.records(self.backend, meta), sync=True)
+        self._wal.save_snapshot(SnapshotMarker(index=snapshot.index, term=snapshot.term))
+        self._storage.apply_snapshot(snapshot)
+        if applied == snapshot.index:
+            self._image = (snapshot.index, self.backend.db.snapshot())
+        self._wal.release_before(snapshot.index + 1)
+        self._since_snapshot = 0
 
     # ---- requests --------------------------------------------------------------------
 
