@@ -54,7 +54,7 @@ from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore
-from cairn.peer import Transport
+from cairn.peer import PeerFaults, Transport
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
 from cairn.raft import (
@@ -99,6 +99,8 @@ class ClusterSettings:
     # Entries kept in memory behind a snapshot, so a follower slightly behind still catches
     # up from the log rather than with a whole image (etcd keeps 5000).
     snapshot_catch_up_entries: int = 5000
+    # Test-only: lets a test cut and heal this member's links to peers (None in production).
+    faults: PeerFaults | None = None
 
 
 def _to_wal(entry: Entry) -> WALEntry:
@@ -340,6 +342,7 @@ class RaftMember:
             self._on_peer_message,
             on_unreachable=self._on_unreachable,
             on_snapshot=self._on_snapshot,
+            faults=self.cluster.faults,
         )
         await self.transport.start(self.cluster.listen_peer_urls)
         # The stored table is the truth once there is one (members added or removed since
