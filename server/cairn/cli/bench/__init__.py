@@ -33,7 +33,14 @@ from pathlib import Path
 
 from cairn.cli.bench.load import RunResult, background_load, run_load
 from cairn.cli.bench.report import fmt, render_cpu, render_table, targets
-from cairn.cli.bench.servers import Server, check_loopback, existing_server, started_server
+from cairn.cli.bench.servers import (
+    Server,
+    check_loopback,
+    check_perf,
+    existing_server,
+    started_cluster,
+    started_server,
+)
 
 OPS = ("put", "range")
 DEFAULT_CONCURRENCY = (1, 16, 128)
@@ -127,6 +134,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measure each (server, op, N) this many times and keep the median run",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="SIZE",
+        help="start SIZE-member clusters (cairn, and etcd with --against-etcd) instead of single "
+        "members, drive the load against each leader and run `etcdctl check perf` on each",
+    )
+    parser.add_argument(
+        "--check-perf-load",
+        default="s",
+        help="--load for `etcdctl check perf` in cluster mode (default s; '' skips it)",
+    )
+    parser.add_argument(
+        "--check-perf-timeout",
+        type=float,
+        default=120.0,
+        help="seconds before `etcdctl check perf` is given up on (default 120)",
+    )
 
 
 # ---- the whole benchmark -------------------------------------------------------------------
@@ -236,6 +262,8 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError("--rounds, --duration and --key-space must be positive")
         if any(int(n) < 1 for n in args.concurrency.split(",") if n.strip()):
             raise ValueError("--concurrency: every N must be >= 1")
+        if args.cluster and (args.endpoint or args.etcd_endpoint or args.cluster < 1):
+            raise ValueError("--cluster SIZE (>= 1) starts its own servers; no --endpoint")
         if args.against_etcd and not args.etcd_endpoint and not Path(args.etcd_binary).exists():
             raise ValueError(f"--against-etcd: no etcd binary at {args.etcd_binary}")
     except (ValueError, OSError) as error:
@@ -244,26 +272,57 @@ def main(args: argparse.Namespace) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="cairn-bench-"))
     background = background_load()
+    verdicts: dict[str, list[str]] = {}
+    leaders: dict[str, str] = {}
     _progress(
         f"cairn bench: client {args.client_mode}, client processes {args.client_procs}, "
         f"{os.cpu_count()} cores ({background:.2f} busy before starting), data in {workdir}"
     )
     try:
         with contextlib.ExitStack() as stack:
-            servers = [
-                existing_server("cairn", args.endpoint, args.endpoint_pid)
-                if args.endpoint
-                else stack.enter_context(
-                    started_server("cairn", [sys.executable, "-m", "cairn", "serve"], workdir)
-                )
-            ]
-            if args.against_etcd:
+            servers = []
+            if args.cluster:
+                cairn_cmd = [sys.executable, "-m", "cairn", "serve"]
                 servers.append(
-                    existing_server("etcd", args.etcd_endpoint, None)
-                    if args.etcd_endpoint
-                    else stack.enter_context(started_server("etcd", [args.etcd_binary], workdir))
+                    stack.enter_context(started_cluster("cairn", cairn_cmd, workdir, args.cluster))
                 )
+                if args.against_etcd:
+                    servers.append(
+                        stack.enter_context(
+                            started_cluster("etcd", [args.etcd_binary], workdir, args.cluster)
+                        )
+                    )
+                for server in servers:
+                    leaders[server.name] = server.endpoint
+                    _progress(
+                        f"  {server.name}: {args.cluster} members {', '.join(server.members)}; "
+                        f"leader (load target) {server.endpoint}, pid {server.pid}"
+                    )
+            else:
+                servers = [
+                    existing_server("cairn", args.endpoint, args.endpoint_pid)
+                    if args.endpoint
+                    else stack.enter_context(
+                        started_server("cairn", [sys.executable, "-m", "cairn", "serve"], workdir)
+                    )
+                ]
+                if args.against_etcd:
+                    servers.append(
+                        existing_server("etcd", args.etcd_endpoint, None)
+                        if args.etcd_endpoint
+                        else stack.enter_context(
+                            started_server("etcd", [args.etcd_binary], workdir)
+                        )
+                    )
             results = bench_servers(servers, args)
+            if args.cluster and args.check_perf_load:
+                for server in servers:
+                    _progress(f"  {server.name}: etcdctl check perf --load={args.check_perf_load}")
+                    verdicts[server.name] = check_perf(
+                        server, args.check_perf_load, args.check_perf_timeout
+                    )
+                    for line in verdicts[server.name]:
+                        _progress(f"    {line}")
     except RuntimeError as error:
         print(f"cairn bench: {error}", file=sys.stderr)
         return 1
@@ -283,6 +342,13 @@ def main(args: argparse.Namespace) -> int:
         f", N in-flight requests spread over client processes. Ratios are cairn/etcd "
         f"(ops/s: higher is better for cairn; latency: lower is better)."
     )
+    if args.cluster:
+        print(
+            f"Cluster mode: {args.cluster}-member clusters on loopback; the load went to each "
+            "cluster's leader: "
+            + ", ".join(f"{name} {endpoint}" for name, endpoint in leaders.items())
+            + ". Server CPU below is the leader's process only."
+        )
     print(render_table(cairn_results, etcd_results))
     print()
     print("CPU during each measurement (cores = CPU-seconds per wall second):")
@@ -298,7 +364,13 @@ def main(args: argparse.Namespace) -> int:
             else ""
         )
     )
-    goals = targets(cairn_results, etcd_results)
+    if verdicts:
+        print()
+        for name, lines in verdicts.items():
+            print(f"etcdctl check perf --load={args.check_perf_load} against {name} (all members):")
+            for line in lines:
+                print(f"  {line}")
+    goals = targets(cairn_results, etcd_results, cluster=bool(args.cluster))
     if goals:
         print()
         for name, goal in goals.items():
@@ -319,6 +391,8 @@ def main(args: argparse.Namespace) -> int:
                 for r in cairn_results + etcd_results
             ],
             "targets": goals,
+            "leaders": leaders,
+            "check_perf": verdicts,
         }
         Path(args.json_path).write_text(json.dumps(document, indent=2) + "\n")
         _progress(f"cairn bench: results written to {args.json_path}")

@@ -19,6 +19,7 @@ CLIENT_SATURATED = 0.85
 # Targets of the issue this bench was written for (see the module docstring of `main`).
 TARGET_PUT_THROUGHPUT_RATIO = 0.3  # cairn put ops/s at N=128 >= 0.3 x etcd's
 TARGET_PUT_LATENCY_RATIO = 2.0  # cairn sequential put p50 <= 2 x etcd's
+TARGET_CLUSTER_RANGE_THROUGHPUT_RATIO = 0.3  # cluster mode: cairn range ops/s at N=128
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -95,8 +96,12 @@ def render_cpu(results: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
-def targets(cairn: list[RunResult], etcd: list[RunResult]) -> dict[str, Any]:
-    """The issue's targets, evaluated where both sides were measured."""
+def targets(cairn: list[RunResult], etcd: list[RunResult], cluster: bool = False) -> dict[str, Any]:
+    """The issue's targets, evaluated where both sides were measured.
+
+    Single member: put N=128 throughput and N=1 put p50. Cluster mode: put and range N=128
+    throughput (both >= 0.3 x etcd).
+    """
     c = {(r.op, r.concurrency): r for r in cairn}
     e = {(r.op, r.concurrency): r for r in etcd}
     out: dict[str, Any] = {}
@@ -107,7 +112,14 @@ def targets(cairn: list[RunResult], etcd: list[RunResult]) -> dict[str, Any]:
             "target": f">= {TARGET_PUT_THROUGHPUT_RATIO}",
             "met": ratio is not None and ratio >= TARGET_PUT_THROUGHPUT_RATIO,
         }
-    if ("put", 1) in c and ("put", 1) in e:
+    if cluster and ("range", 128) in c and ("range", 128) in e:
+        ratio = _ratio(c["range", 128].ops_per_s, e["range", 128].ops_per_s)
+        out["range_throughput_n128_ratio"] = {
+            "value": ratio,
+            "target": f">= {TARGET_CLUSTER_RANGE_THROUGHPUT_RATIO}",
+            "met": ratio is not None and ratio >= TARGET_CLUSTER_RANGE_THROUGHPUT_RATIO,
+        }
+    if not cluster and ("put", 1) in c and ("put", 1) in e:
         ratio = _ratio(c["put", 1].p50_ms, e["put", 1].p50_ms)
         out["put_latency_n1_p50_ratio"] = {
             "value": ratio,

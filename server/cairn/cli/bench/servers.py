@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +47,8 @@ class Server:
     process: subprocess.Popen[bytes] | None
     log_path: Path | None
     known_pid: int | None = None  # for a server we did not start (--endpoint-pid)
+    # Cluster mode: every member's client endpoint (`endpoint` is the leader's).
+    members: tuple[str, ...] = ()
 
     @property
     def pid(self) -> int | None:
@@ -120,3 +124,106 @@ def started_server(name: str, command: list[str], workdir: Path) -> Iterator[Ser
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+
+
+# ---- clusters ------------------------------------------------------------------------------
+
+
+def _leader_endpoint(endpoints: list[str], timeout: float = 30.0) -> str:
+    """The client endpoint of the member that reports itself leader (`etcdctl endpoint status`)."""
+    etcdctl = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            done = subprocess.run(
+                [etcdctl, f"--endpoints={','.join(endpoints)}", "endpoint", "status", "-w", "json"],
+                capture_output=True,
+                timeout=10,
+                env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"},
+            )
+            for entry in json.loads(done.stdout or b"[]"):
+                status = entry.get("Status", {})
+                if status.get("leader") and status["header"]["member_id"] == status["leader"]:
+                    return str(entry["Endpoint"])
+            last = done.stderr.decode(errors="replace").strip()[-300:]
+        except (subprocess.TimeoutExpired, ValueError, KeyError) as error:
+            last = repr(error)
+        time.sleep(0.3)
+    raise RuntimeError(f"no member of {endpoints} reported itself leader: {last}")
+
+
+@contextlib.contextmanager
+def started_cluster(name: str, command: list[str], workdir: Path, size: int) -> Iterator[Server]:
+    """Start a fresh `size`-member cluster; yield the leader as the Server, always stop all."""
+    names = [f"{name}{i}" for i in range(size)]
+    clients = {m: f"127.0.0.1:{_free_port()}" for m in names}
+    peers = {m: f"http://127.0.0.1:{_free_port()}" for m in names}
+    initial = ",".join(f"{m}={peers[m]}" for m in names)
+    extra = ["--logger=zap"] if name == "etcd" else []
+    members: dict[str, Server] = {}
+    try:
+        for m in names:
+            url = f"http://{clients[m]}"
+            flags = [
+                f"--name={m}",
+                f"--data-dir={workdir / f'{m}.data'}",
+                f"--listen-client-urls={url}",
+                f"--advertise-client-urls={url}",
+                f"--listen-peer-urls={peers[m]}",
+                f"--initial-advertise-peer-urls={peers[m]}",
+                f"--initial-cluster={initial}",
+                "--initial-cluster-state=new",
+                "--log-level=warn",
+            ]
+            log_path = workdir / f"{m}.log"
+            with log_path.open("wb") as log_file:
+                process = subprocess.Popen(
+                    [*command, *flags, *extra],
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            members[m] = Server(m, clients[m], process, log_path)
+        for member in members.values():
+            _wait_ready(member, timeout=60.0)
+        leader = _leader_endpoint(list(clients.values()))
+        chosen = next(s for s in members.values() if s.endpoint == leader.removeprefix("http://"))
+        yield Server(
+            name, chosen.endpoint, chosen.process, chosen.log_path, None, tuple(clients.values())
+        )
+    finally:
+        for member in members.values():
+            if member.process is not None and member.process.poll() is None:
+                member.process.send_signal(signal.SIGTERM)
+        for member in members.values():
+            if member.process is None:
+                continue
+            try:
+                member.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                member.process.kill()
+                member.process.wait(timeout=5)
+
+
+def check_perf(server: Server, load: str = "s", timeout: float = 120.0) -> list[str]:
+    """`etcdctl check perf --load=<load>` against every member; its PASS/FAIL verdict lines."""
+    etcdctl = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+    endpoints = ",".join(server.members or (server.endpoint,))
+    try:
+        done = subprocess.run(
+            [etcdctl, f"--endpoints={endpoints}", "check", "perf", f"--load={load}"],
+            capture_output=True,
+            timeout=timeout,
+            env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"},
+        )
+    except subprocess.TimeoutExpired:
+        return [f"check perf --load={load}: no verdict within {timeout:.0f} s (timed out)"]
+    text = (done.stdout + done.stderr).decode(errors="replace")
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if "PASS" in line or "FAIL" in line or "Error" in line or "error" in line
+    ]
+    return lines or [f"check perf: exit {done.returncode}, no verdict: {text.strip()[-300:]}"]
