@@ -40,6 +40,8 @@ class Flag:
     kind: type
     default: object
     help: str
+    hidden: bool = False
+    """Left out of --help (test-only flags)."""
 
     @property
     def dest(self) -> str:
@@ -100,6 +102,15 @@ FLAGS: list[Flag] = [
         "default",
         "'default' or 'stderr' or 'stdout' or file paths, comma-separated",
     ),
+    Flag(
+        "experimental-test-faults-file",
+        str,
+        "",
+        "TEST-ONLY fault injection, never for production: a file polled every 50 ms that lists "
+        "the peer member IDs (hex, one per line) whose traffic this member drops in both "
+        "directions; a missing or empty file heals every link (cairn.cli.fault_file)",
+        hidden=True,
+    ),
 ]
 FLAGS_BY_NAME = {f.name: f for f in FLAGS}
 
@@ -117,12 +128,18 @@ class ServeConfig:
     log_outputs: list[str] = field(default_factory=lambda: ["default"])
     heartbeat_interval_ms: int = 100
     election_timeout_ms: int = 1000
+    test_faults_file: str = ""
+    """TEST-ONLY: --experimental-test-faults-file; empty means no fault injection at all."""
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     for flag in FLAGS:
         parser.add_argument(
-            f"--{flag.name}", dest=flag.dest, type=flag.kind, default=None, help=flag.help
+            f"--{flag.name}",
+            dest=flag.dest,
+            type=flag.kind,
+            default=None,
+            help=argparse.SUPPRESS if flag.hidden else flag.help,
         )
     parser.add_argument(
         "--config-file", default=None, help="path to an etcd-style YAML config file"
@@ -264,6 +281,7 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         log_outputs=[o.strip() for o in str(_get(values, "log-outputs")).split(",") if o.strip()],
         heartbeat_interval_ms=int(_get(values, "heartbeat-interval")),  # type: ignore[call-overload]
         election_timeout_ms=int(_get(values, "election-timeout")),  # type: ignore[call-overload]
+        test_faults_file=str(_get(values, "experimental-test-faults-file")),
     )
 
 

@@ -6,16 +6,22 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from cairn import __version__
 from cairn.api.grpc_server import build_server
 from cairn.api.services import etcd_services
+from cairn.cli import fault_file
 from cairn.cli.config import ConfigError, ServeConfig
 from cairn.member.member import Member
 from cairn.member.raft_member import ClusterSettings, RaftMember, RaftMemberError
+from cairn.peer import PeerFaults
 
 log = logging.getLogger("cairn.serve")
+
+_background: set[asyncio.Task[None]] = set()
+"""Tasks that live as long as the process (the TEST-ONLY fault file watcher)."""
 
 
 def _bind_address(url: str) -> str:
@@ -96,12 +102,17 @@ async def _start_member(config: ServeConfig) -> Member | RaftMember:
     for url in config.listen_peer_urls:
         if urlsplit(url).scheme != "http":
             raise ConfigError(f"--listen-peer-urls: {url}: only http:// is served so far")
+    faults: PeerFaults | None = None
+    if config.test_faults_file:  # TEST-ONLY: --experimental-test-faults-file
+        faults = PeerFaults()
+        fault_file.apply(faults, fault_file.read_blocked(Path(config.test_faults_file)))
     member = RaftMember(
         config.member,
         ClusterSettings(
             listen_peer_urls=config.listen_peer_urls,
             heartbeat_interval_ms=config.heartbeat_interval_ms,
             election_timeout_ms=config.election_timeout_ms,
+            faults=faults,
         ),
     )
     try:
@@ -109,6 +120,12 @@ async def _start_member(config: ServeConfig) -> Member | RaftMember:
     except RaftMemberError as error:
         raise ConfigError(str(error)) from None
     await member.start()
+    if faults is not None:
+        task = asyncio.get_running_loop().create_task(
+            fault_file.watch(Path(config.test_faults_file), faults)
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
     return member
 
 
