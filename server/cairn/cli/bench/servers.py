@@ -221,9 +221,12 @@ def check_perf(server: Server, load: str = "s", timeout: float = 120.0) -> list[
     except subprocess.TimeoutExpired:
         return [f"check perf --load={load}: no verdict within {timeout:.0f} s (timed out)"]
     text = (done.stdout + done.stderr).decode(errors="replace")
+    # The progress bar redraws with \r; a failed check prints e.g. "Slowest request took too
+    # long: ...s" without a FAIL prefix, so keep those phrasings too.
+    markers = ("PASS", "FAIL", "too long", "too high", "too low", "rror")
     lines = [
-        line.strip()
+        line.split("\r")[-1].strip()
         for line in text.splitlines()
-        if "PASS" in line or "FAIL" in line or "Error" in line or "error" in line
+        if any(marker in line.split("\r")[-1] for marker in markers)
     ]
     return lines or [f"check perf: exit {done.returncode}, no verdict: {text.strip()[-300:]}"]
