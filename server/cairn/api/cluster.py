@@ -12,6 +12,7 @@ state and not something to replicate.
 
 from __future__ import annotations
 
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import grpc
@@ -29,7 +30,7 @@ from cairn.errors import (
     EtcdError,
 )
 from cairn.member.member import Member
-from cairn.member.membership import added_member_id
+from cairn.member.membership import Membership, added_member_id
 from cairn.member.raft_member import RaftMember
 from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
@@ -44,6 +45,30 @@ PROMOTE_READY_SHARE = 0.9
 
 class ErrUnimplementedForOneVoter(EtcdError):
     code, text = "UNIMPLEMENTED", "cairn: membership changes need a multi-member (Raft) cluster"
+
+
+_WithMembers = TypeVar(
+    "_WithMembers",
+    pb.MemberAddResponse,
+    pb.MemberRemoveResponse,
+    pb.MemberUpdateResponse,
+    pb.MemberPromoteResponse,
+)
+
+
+def _existing(table: Membership, member_id: int) -> pb.Member:
+    """The member a request names, or etcd's not-found error."""
+    target = table.get(member_id)
+    if target is None:
+        raise ErrMemberNotFound()
+    return target
+
+
+def _answer(response: _WithMembers, member: RaftMember) -> _WithMembers:
+    """Every membership response carries the whole table and the usual header."""
+    response.members.extend(member.membership.members())
+    member.fill_header(response.header)
+    return response
 
 
 class ClusterService:
@@ -94,36 +119,26 @@ class ClusterService:
         added = pb.Member(ID=new_id, peerURLs=urls, isLearner=request.isLearner)
         kind = ConfChangeType.ADD_LEARNER if request.isLearner else ConfChangeType.ADD_VOTER
         await member.change_membership(ConfChange(kind, new_id, added.SerializeToString()))
-        response = pb.MemberAddResponse(member=added)
-        response.members.extend(table.members())
-        member.fill_header(response.header)
-        return response
+        return _answer(pb.MemberAddResponse(member=added), member)
 
     async def MemberRemove(
         self, request: pb.MemberRemoveRequest, context: object
     ) -> pb.MemberRemoveResponse:
         member = self._raft()
         table = member.membership
-        target = table.get(request.ID)
-        if target is None:
-            raise ErrMemberNotFound()
+        target = _existing(table, request.ID)
         if not target.isLearner:
             _check_voter_removal(member, target)
         change = ConfChange(ConfChangeType.REMOVE, request.ID, target.SerializeToString())
         await member.change_membership(change)
-        response = pb.MemberRemoveResponse()
-        response.members.extend(table.members())
-        member.fill_header(response.header)
-        return response
+        return _answer(pb.MemberRemoveResponse(), member)
 
     async def MemberUpdate(
         self, request: pb.MemberUpdateRequest, context: object
     ) -> pb.MemberUpdateResponse:
         member = self._raft()
         table = member.membership
-        target = table.get(request.ID)
-        if target is None:
-            raise ErrMemberNotFound()
+        target = _existing(table, request.ID)
         urls = sorted(request.peerURLs)
         if table.peer_url_owner(urls, ignore=request.ID) is not None:
             raise ErrPeerURLExist()
@@ -131,19 +146,14 @@ class ClusterService:
         # The same type the member already has: the table reads it as a peer-URL update.
         kind = ConfChangeType.ADD_LEARNER if target.isLearner else ConfChangeType.ADD_VOTER
         await member.change_membership(ConfChange(kind, request.ID, updated.SerializeToString()))
-        response = pb.MemberUpdateResponse()
-        response.members.extend(table.members())
-        member.fill_header(response.header)
-        return response
+        return _answer(pb.MemberUpdateResponse(), member)
 
     async def MemberPromote(
         self, request: pb.MemberPromoteRequest, context: object
     ) -> pb.MemberPromoteResponse:
         member = self._raft()
         table = member.membership
-        target = table.get(request.ID)
-        if target is None:
-            raise ErrMemberNotFound()
+        target = _existing(table, request.ID)
         if not target.isLearner:
             raise ErrMemberNotLearner()
         if not member.is_leader:
@@ -153,23 +163,17 @@ class ClusterService:
             # once this member has applied the change.
             await _forward_promote(member, request)
             await member.linearizable_barrier()
-            response = pb.MemberPromoteResponse()
-            response.members.extend(table.members())
-            member.fill_header(response.header)
-            return response
-        progress = member.node.status().progress
-        own = progress.get(member.identity.member_id)
-        learner = progress.get(request.ID)
-        leader_match = own.match if own is not None else member.node.status().last_index
+            return _answer(pb.MemberPromoteResponse(), member)
+        status = member.node.status()
+        own = status.progress.get(member.identity.member_id)
+        learner = status.progress.get(request.ID)
+        leader_match = own.match if own is not None else status.last_index
         if learner is None or learner.match < leader_match * PROMOTE_READY_SHARE:
             raise ErrLearnerNotReady()
         promoted = pb.Member(ID=request.ID, peerURLs=list(target.peerURLs), isLearner=False)
         change = ConfChange(ConfChangeType.ADD_VOTER, request.ID, promoted.SerializeToString())
         await member.change_membership(change)
-        response = pb.MemberPromoteResponse()
-        response.members.extend(table.members())
-        member.fill_header(response.header)
-        return response
+        return _answer(pb.MemberPromoteResponse(), member)
 
     def _raft(self) -> RaftMember:
         if not isinstance(self._member, RaftMember):

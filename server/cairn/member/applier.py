@@ -16,6 +16,7 @@ from cairn.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNot
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore, RangeResult, TxnChanges, WriteTxn
 from cairn.proto import rpc_pb2 as pb
+from cairn.proto.internal_pb2 import InternalRequest
 from cairn.proto.kv_pb2 import KeyValue
 
 RangeRequest = pb.RangeRequest
@@ -138,6 +139,19 @@ class Applier:
         return response
 
     # ---- writes ----------------------------------------------------------------------
+
+    def apply(self, request: InternalRequest) -> Applied:
+        """Apply one committed KV request (the kinds every member type replicates)."""
+        kind = request.WhichOneof("request")
+        if kind == "put":
+            return self.put(request.put)
+        if kind == "delete_range":
+            return self.delete_range(request.delete_range)
+        if kind == "txn":
+            return self.txn(request.txn)
+        if kind == "compaction":
+            return self.compaction(request.compaction)
+        raise ValueError(f"unknown request kind {kind!r} in request {request.header.ID:x}")
 
     def put(self, r: pb.PutRequest) -> Applied:
         if r.lease and not self.leases.exists(r.lease):

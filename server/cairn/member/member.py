@@ -166,7 +166,7 @@ class Member:
         for entry in todo:
             request = InternalRequest.FromString(entry.data)
             try:
-                applied = self._apply(request)
+                applied = self.applier.apply(request)
             except EtcdError:
                 continue
             if applied.compaction is not None:
@@ -285,7 +285,7 @@ class Member:
         compactions: list[tuple[int, list[Revision]]] = []
         for proposal in batch:
             try:
-                applied = self._apply(proposal.request)
+                applied = self.applier.apply(proposal.request)
             except EtcdError as error:
                 outcomes.append(error)
                 continue
@@ -305,18 +305,6 @@ class Member:
         self._since_snapshot += len(batch)
         if self._since_snapshot >= self.config.snapshot_count:
             self._snapshot(last_index)
-
-    def _apply(self, request: InternalRequest) -> Applied:
-        kind = request.WhichOneof("request")
-        if kind == "put":
-            return self.applier.put(request.put)
-        if kind == "delete_range":
-            return self.applier.delete_range(request.delete_range)
-        if kind == "txn":
-            return self.applier.txn(request.txn)
-        if kind == "compaction":
-            return self.applier.compaction(request.compaction)
-        raise ValueError(f"unknown request kind {kind!r} in request {request.header.ID:x}")
 
     def _snapshot(self, index: int) -> None:
         """Make the applied state durable on its own, so older WAL segments can go."""

@@ -592,25 +592,14 @@ class RaftMember:
             await asyncio.sleep(self.cluster.heartbeat_interval_ms / 1000)
 
     def _apply_request(self, request: InternalRequest) -> Applied:
-        kind = request.WhichOneof("request")
-        if kind == "put":
-            return self.applier.put(request.put)
-        if kind == "delete_range":
-            return self.applier.delete_range(request.delete_range)
-        if kind == "txn":
-            return self.applier.txn(request.txn)
-        if kind == "compaction":
-            applied = self.applier.compaction(request.compaction)
-            if applied.compaction is not None:
-                rev, obsolete = applied.compaction
-                # Deleted right after this group's flush; see Member for the chunked version.
-                asyncio.get_running_loop().call_soon(
-                    self._delete_compacted, self.store, rev, obsolete
-                )
-            return applied
-        if kind == "member_attributes":
+        if request.WhichOneof("request") == "member_attributes":
             return self.membership.apply_attributes(request.member_attributes)
-        raise ValueError(f"unknown request kind {kind!r} in request {request.header.ID:x}")
+        applied = self.applier.apply(request)
+        if applied.compaction is not None:
+            rev, obsolete = applied.compaction
+            # Deleted right after this group's flush; see Member for the chunked version.
+            asyncio.get_running_loop().call_soon(self._delete_compacted, self.store, rev, obsolete)
+        return applied
 
     def _delete_compacted(self, store: MVCCStore, rev: int, obsolete: list[Revision]) -> None:
         if store is not self.store:
