@@ -1,4 +1,4 @@
-"""Cluster.MemberList and Maintenance.Status on in-process members (Raft and one-voter).
+"""Cluster.MemberList and Maintenance.Status on in-process members (three, and one alone).
 
 The three-member cluster runs in one event loop over the real peer transport on loopback,
 built the same way as the Raft member tests do it (copied, not imported: one suite must not
@@ -17,7 +17,6 @@ from cairn.api.maintenance import ETCD_API_VERSION, MaintenanceService
 from cairn.errors import ErrNoLeader, ErrTimeout
 from cairn.member.config import MemberConfig
 from cairn.member.identity import member_id
-from cairn.member.member import Member
 from cairn.member.raft_member import ClusterSettings, RaftMember
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
@@ -71,7 +70,7 @@ class Cluster:
         await self.members.pop(name).stop()
 
     async def member_list(self, name: str) -> pb.MemberListResponse:
-        service = ClusterService(self.members[name], self.client_urls[name])
+        service = ClusterService(self.members[name])
         return await service.MemberList(pb.MemberListRequest(), None)
 
     async def status(self, name: str) -> pb.StatusResponse:
@@ -200,25 +199,29 @@ def test_status_reports_one_leader_everywhere_and_indexes_that_catch_up(tmp_path
 
 def test_one_voter_lists_itself_and_is_its_own_leader(tmp_path: Path) -> None:
     async def main() -> None:
+        peer_url = f"http://127.0.0.1:{free_port()}"
         config = MemberConfig(
             name="solo",
             data_dir=str(tmp_path / "solo"),
-            initial_cluster={"solo": ["http://127.0.0.1:2380"]},
+            initial_cluster={"solo": [peer_url]},
         )
-        member = Member(config)
+        member = RaftMember(config, ClusterSettings(listen_peer_urls=[peer_url]))
         member.open()
-        member.start()
+        await member.start()
+        member.publish(["http://127.0.0.1:2379"])
         try:
             await member.propose(InternalRequest(put=pb.PutRequest(key=b"k")))
-            cluster = ClusterService(member, ["http://127.0.0.1:2379"])
-            response = await cluster.MemberList(pb.MemberListRequest(), None)
+            cluster = ClusterService(member)
+            for _ in range(500):
+                response = await cluster.MemberList(pb.MemberListRequest(), None)
+                if response.members[0].clientURLs:
+                    break
+                await asyncio.sleep(0.01)
             status = await MaintenanceService(member).Status(pb.StatusRequest(), None)
         finally:
             await member.stop()
-        own_id = member_id(["http://127.0.0.1:2380"], "etcd-cluster")
-        assert listed(response) == {
-            own_id: ("solo", ["http://127.0.0.1:2380"], ["http://127.0.0.1:2379"])
-        }
+        own_id = member_id([peer_url], "etcd-cluster")
+        assert listed(response) == {own_id: ("solo", [peer_url], ["http://127.0.0.1:2379"])}
         assert status.leader == own_id == status.header.member_id
         assert status.raftIndex == status.raftAppliedIndex >= 1
         assert status.raftTerm == status.header.raft_term >= 1

@@ -32,7 +32,7 @@ from cairn.proto import rpc_pb2 as pb
 
 
 def service(member: RaftMember) -> ClusterService:
-    return ClusterService(member, [])
+    return ClusterService(member)
 
 
 async def join(cluster: Cluster, name: str, url: str) -> RaftMember:

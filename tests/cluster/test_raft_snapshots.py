@@ -169,7 +169,7 @@ def test_a_new_member_is_caught_up_by_snapshot_promoted_and_restarts_from_it(
             await put_retrying(leader, b"old/%03d" % i, b"v%d" % i)
         assert leader._storage.first_index() > 1  # the founding entries are compacted
         url = f"http://127.0.0.1:{free_port()}"
-        added = await ClusterService(leader, []).MemberAdd(
+        added = await ClusterService(leader).MemberAdd(
             pb.MemberAddRequest(peerURLs=[url], isLearner=True), None
         )
         initial = {n: [u] for n, u in cluster.peer_urls.items()}
@@ -198,7 +198,7 @@ def test_a_new_member_is_caught_up_by_snapshot_promoted_and_restarts_from_it(
         await wait_applied(list(cluster.members.values()))
         assert m4.images_installed >= 1
         leader = await cluster.leader()
-        await ClusterService(leader, []).MemberPromote(
+        await ClusterService(leader).MemberPromote(
             pb.MemberPromoteRequest(ID=m4.identity.member_id), None
         )
         await put_retrying(leader, b"after-promote", b"y")

@@ -1,8 +1,12 @@
-"""A member orders writes into the WAL, applies them, and comes back with the same state."""
+"""A one-member cluster orders writes into the WAL, applies them, and comes back the same.
+
+The member is the same RaftMember a cluster runs; alone, it is its own quorum.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -10,7 +14,7 @@ import pytest
 
 from cairn.errors import ErrRequestTooLarge, ErrStopped
 from cairn.member.config import MemberConfig
-from cairn.member.member import Member, MemberError
+from cairn.member.raft_member import ClusterSettings, RaftMember, RaftMemberError
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
 from cairn.wal import WAL
@@ -26,22 +30,43 @@ def config(tmp_path: Path, **overrides: object) -> MemberConfig:
     return MemberConfig(**settings)  # type: ignore[arg-type]
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_member(cfg: MemberConfig) -> RaftMember:
+    """A member listening for peers on a free port (its ID comes from --initial-cluster)."""
+    return RaftMember(cfg, ClusterSettings(listen_peer_urls=[f"http://127.0.0.1:{free_port()}"]))
+
+
+async def started(cfg: MemberConfig) -> RaftMember:
+    """Open and start a member, and wait until it leads (it campaigns at once, alone)."""
+    member = new_member(cfg)
+    member.open()
+    await member.start()
+    for _ in range(500):
+        if member.leader == member.identity.member_id:
+            return member
+        await asyncio.sleep(0.01)
+    raise AssertionError("a lone member did not become its own leader within 5 s")
+
+
 def put(key: bytes, value: bytes = b"v") -> InternalRequest:
     return InternalRequest(put=pb.PutRequest(key=key, value=value))
 
 
-async def run_puts(member: Member, count: int, prefix: bytes = b"k") -> list[int]:
+async def run_puts(member: RaftMember, count: int, prefix: bytes = b"k") -> list[int]:
     applied = await asyncio.gather(
         *(member.propose(put(prefix + b"%05d" % i)) for i in range(count))
     )
     return [a.response.header.revision for a in applied]  # type: ignore[attr-defined]
 
 
-def with_member(cfg: MemberConfig, body: Callable[[Member], Awaitable[object]]) -> object:
+def with_member(cfg: MemberConfig, body: Callable[[RaftMember], Awaitable[object]]) -> object:
     async def main() -> object:
-        member = Member(cfg)
-        member.open()
-        member.start()
+        member = await started(cfg)
         try:
             return await body(member)
         finally:
@@ -59,7 +84,7 @@ def test_restart_keeps_every_applied_write(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     with_member(cfg, lambda m: run_puts(m, 50))
 
-    async def read(member: Member) -> tuple[int, int]:
+    async def read(member: RaftMember) -> tuple[int, int]:
         response = await member.range(
             pb.RangeRequest(key=b"\x00", range_end=b"\x00", count_only=True)
         )
@@ -75,7 +100,7 @@ def test_state_is_rebuilt_from_the_wal_alone(tmp_path: Path) -> None:
         item.unlink()
     Path(cfg.db_dir).rmdir()
 
-    async def read(member: Member) -> tuple[int, int]:
+    async def read(member: RaftMember) -> tuple[int, int]:
         response = await member.range(pb.RangeRequest(key=b"k", range_end=b"l"))
         return response.count, response.header.revision
 
@@ -85,10 +110,11 @@ def test_state_is_rebuilt_from_the_wal_alone(tmp_path: Path) -> None:
 def test_term_grows_by_one_per_start_like_a_single_etcd_member(tmp_path: Path) -> None:
     cfg = config(tmp_path)
 
-    async def term(member: Member) -> int:
+    async def term(member: RaftMember) -> int:
         return member.term
 
-    assert [with_member(cfg, term) for _ in range(3)] == [2, 3, 4]
+    # A new cluster's first leader has term 1 (etcd: 2, its bootstrap entries are at term 1).
+    assert [with_member(cfg, term) for _ in range(3)] == [1, 2, 3]
 
 
 def test_snapshot_releases_old_wal_segments_and_restart_still_works(tmp_path: Path) -> None:
@@ -101,7 +127,7 @@ def test_snapshot_releases_old_wal_segments_and_restart_still_works(tmp_path: Pa
         segments.close()
     assert not first_segment.startswith("0000000000000000-"), "the first segment was released"
 
-    async def read(member: Member) -> int:
+    async def read(member: RaftMember) -> int:
         return (
             await member.range(pb.RangeRequest(key=b"k", range_end=b"l", count_only=True))
         ).count
@@ -110,19 +136,18 @@ def test_snapshot_releases_old_wal_segments_and_restart_still_works(tmp_path: Pa
 
 
 def test_oversized_request_is_refused_and_changes_nothing(tmp_path: Path) -> None:
-    async def body(member: Member) -> tuple[int, int]:
+    async def body(member: RaftMember) -> tuple[int, bool]:
+        before = member.node.status().last_index
         with pytest.raises(ErrRequestTooLarge):
             await member.propose(put(b"big", b"x" * 2048))
-        return member.store.current_rev, member._last_index
+        return member.store.current_rev, member.node.status().last_index == before
 
-    assert with_member(config(tmp_path, max_request_bytes=1024), body) == (1, 0)
+    assert with_member(config(tmp_path, max_request_bytes=1024), body) == (1, True)
 
 
 def test_proposals_after_stop_fail_with_server_stopped(tmp_path: Path) -> None:
     async def main() -> None:
-        member = Member(config(tmp_path))
-        member.open()
-        member.start()
+        member = await started(config(tmp_path))
         await member.stop()
         with pytest.raises(ErrStopped):
             await member.propose(put(b"late"))
@@ -132,8 +157,10 @@ def test_proposals_after_stop_fail_with_server_stopped(tmp_path: Path) -> None:
 
 def test_data_dir_of_another_member_is_refused(tmp_path: Path) -> None:
     with_member(config(tmp_path), lambda m: run_puts(m, 1))
-    other = Member(config(tmp_path, name="m2", initial_cluster={"m2": ["http://127.0.0.1:2380"]}))
-    with pytest.raises(MemberError, match="belongs to member 'm1'"):
+    other = new_member(
+        config(tmp_path, name="m2", initial_cluster={"m2": ["http://127.0.0.1:2380"]})
+    )
+    with pytest.raises(RaftMemberError, match="belongs to member 'm1'"):
         other.open()
     other.backend.close()
 
@@ -149,23 +176,21 @@ def test_member_continues_after_the_wal_lost_a_tail_the_state_had_applied(
     marker = b"k00004"
     segment.write_bytes(raw[: raw.rindex(marker)])
 
-    async def write_more(member: Member) -> list[int]:
+    async def write_more(member: RaftMember) -> list[int]:
         return await run_puts(member, 3, prefix=b"after")
 
     assert sorted(with_member(cfg, write_more)) == [7, 8, 9]  # type: ignore[arg-type]
 
 
 def test_a_failing_wal_fails_the_waiting_requests_instead_of_hanging(tmp_path: Path) -> None:
-    async def body(member: Member) -> None:
+    async def body(member: RaftMember) -> None:
         member._wal.close()  # every later save raises WALError
         with pytest.raises(ErrStopped):
             await asyncio.wait_for(member.propose(put(b"k")), timeout=5)
         assert member.failure is not None
 
     async def main() -> None:
-        member = Member(config(tmp_path))
-        member.open()
-        member.start()
+        member = await started(config(tmp_path))
         await body(member)
         await member.stop()
 

@@ -63,6 +63,31 @@ def test_last_hard_state_wins_and_hard_state_alone_is_saved(tmp_path: Path) -> N
     assert reopen(tmp_path / "wal").hard_state == HardState(2, 0, 2)
 
 
+def test_unsynced_commit_only_hard_state_is_still_written(tmp_path: Path) -> None:
+    with WAL.create(tmp_path / "wal", b"m") as wal:
+        wal.save(entries(1, 2), HardState(term=1, vote=1, commit=1))
+        wal.save([], HardState(term=1, vote=1, commit=2), sync=False)
+    assert reopen(tmp_path / "wal").hard_state == HardState(term=1, vote=1, commit=2)
+
+
+def test_entries_cannot_be_saved_unsynced(tmp_path: Path) -> None:
+    with WAL.create(tmp_path / "wal", b"m") as wal:
+        with pytest.raises(ValueError, match="always fdatasync"):
+            wal.save(entries(1, 1), sync=False)
+        assert wal.last_index == 0
+
+
+def test_segment_cut_after_an_unsynced_hard_state_keeps_it(tmp_path: Path) -> None:
+    with WAL.create(tmp_path / "wal", b"m", segment_bytes=4096) as wal:
+        for first in range(1, 200, 10):
+            wal.save(entries(first, first + 9))
+            wal.save([], HardState(term=1, vote=1, commit=first + 9), sync=False)
+    replay = reopen(tmp_path / "wal", segment_bytes=4096)
+    assert len(list((tmp_path / "wal").glob("*.wal"))) > 1
+    assert replay.hard_state == HardState(term=1, vote=1, commit=200)
+    assert [e.index for e in replay.entries] == list(range(1, 201))
+
+
 def test_conflicting_suffix_is_replaced(tmp_path: Path) -> None:
     with WAL.create(tmp_path / "wal", b"m") as wal:
         wal.save(entries(1, 10, term=1))

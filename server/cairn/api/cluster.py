@@ -29,7 +29,6 @@ from cairn.errors import (
     ErrUnhealthy,
     EtcdError,
 )
-from cairn.member.member import Member
 from cairn.member.membership import Membership, added_member_id
 from cairn.member.raft_member import RaftMember
 from cairn.peer.sender import PeerState
@@ -41,10 +40,6 @@ from cairn.raft import ConfChange, ConfChangeType
 MAX_LEARNERS = 1
 # A learner may be promoted once its log reaches this share of the leader's (etcd's rule).
 PROMOTE_READY_SHARE = 0.9
-
-
-class ErrUnimplementedForOneVoter(EtcdError):
-    code, text = "UNIMPLEMENTED", "cairn: membership changes need a multi-member (Raft) cluster"
 
 
 _WithMembers = TypeVar(
@@ -74,30 +69,25 @@ def _answer(response: _WithMembers, member: RaftMember) -> _WithMembers:
 class ClusterService:
     """Lists the members a client can talk to; `etcdctl --cluster` discovers endpoints here."""
 
-    def __init__(self, member: Member | RaftMember, advertise_client_urls: list[str]) -> None:
-        # The one-voter Member has no member table: it lists itself with these client URLs.
+    def __init__(self, member: RaftMember) -> None:
         self._member = member
-        self._client_urls = list(advertise_client_urls)
 
     async def MemberList(
         self, request: pb.MemberListRequest, context: object
     ) -> pb.MemberListResponse:
         member = self._member
         response = pb.MemberListResponse()
-        if isinstance(member, RaftMember):
-            if request.linearizable:
-                # etcd 3.5: a linearizable list waits until this member caught up with the log.
-                await member.linearizable_barrier()
-            response.members.extend(member.membership.members())
-        else:
-            response.members.append(self._self_entry(member))
+        if request.linearizable:
+            # etcd 3.5: a linearizable list waits until this member caught up with the log.
+            await member.linearizable_barrier()
+        response.members.extend(member.membership.members())
         member.fill_header(response.header)
         return response
 
     async def MemberAdd(
         self, request: pb.MemberAddRequest, context: object
     ) -> pb.MemberAddResponse:
-        member = self._raft()
+        member = self._member
         table = member.membership
         urls = sorted(request.peerURLs)
         if table.peer_url_owner(urls) is not None:
@@ -124,7 +114,7 @@ class ClusterService:
     async def MemberRemove(
         self, request: pb.MemberRemoveRequest, context: object
     ) -> pb.MemberRemoveResponse:
-        member = self._raft()
+        member = self._member
         table = member.membership
         target = _existing(table, request.ID)
         if not target.isLearner:
@@ -136,7 +126,7 @@ class ClusterService:
     async def MemberUpdate(
         self, request: pb.MemberUpdateRequest, context: object
     ) -> pb.MemberUpdateResponse:
-        member = self._raft()
+        member = self._member
         table = member.membership
         target = _existing(table, request.ID)
         urls = sorted(request.peerURLs)
@@ -151,7 +141,7 @@ class ClusterService:
     async def MemberPromote(
         self, request: pb.MemberPromoteRequest, context: object
     ) -> pb.MemberPromoteResponse:
-        member = self._raft()
+        member = self._member
         table = member.membership
         target = _existing(table, request.ID)
         if not target.isLearner:
@@ -174,20 +164,6 @@ class ClusterService:
         change = ConfChange(ConfChangeType.ADD_VOTER, request.ID, promoted.SerializeToString())
         await member.change_membership(change)
         return _answer(pb.MemberPromoteResponse(), member)
-
-    def _raft(self) -> RaftMember:
-        if not isinstance(self._member, RaftMember):
-            raise ErrUnimplementedForOneVoter()
-        return self._member
-
-    def _self_entry(self, member: Member) -> pb.Member:
-        name = member.identity.name
-        return pb.Member(
-            ID=member.identity.member_id,
-            name=name,
-            peerURLs=sorted(member.config.initial_cluster.get(name, [])),
-            clientURLs=self._client_urls,
-        )
 
 
 async def _forward_promote(member: RaftMember, request: pb.MemberPromoteRequest) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from cairn.api.validation import check_delete_range, check_put, check_range, check_txn
 from cairn.member.applier import is_write_txn
-from cairn.member.member import Member
 from cairn.member.raft_member import RaftMember
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
@@ -13,7 +12,7 @@ from cairn.proto.internal_pb2 import InternalRequest
 class KVService:
     """Range, Put, DeleteRange, Txn and Compact; errors propagate as EtcdError."""
 
-    def __init__(self, member: Member | RaftMember) -> None:
+    def __init__(self, member: RaftMember) -> None:
         self._member = member
 
     async def Range(self, request: pb.RangeRequest, context: object) -> pb.RangeResponse:

@@ -8,7 +8,6 @@ implemented yet and answer UNIMPLEMENTED.
 from __future__ import annotations
 
 from cairn.errors import ErrBadLeaderTransferee, ErrNotLeader
-from cairn.member.member import Member
 from cairn.member.raft_member import RaftMember
 from cairn.proto import rpc_pb2 as pb
 
@@ -22,7 +21,7 @@ ETCD_API_VERSION = "3.4.0"
 class MaintenanceService:
     """Status of this member, answered from local state (no Raft round, as in etcd)."""
 
-    def __init__(self, member: Member | RaftMember) -> None:
+    def __init__(self, member: RaftMember) -> None:
         self._member = member
 
     async def Status(self, request: pb.StatusRequest, context: object) -> pb.StatusResponse:
@@ -36,20 +35,13 @@ class MaintenanceService:
             dbSizeInUse=db_size,
             raftAppliedIndex=member.store.applied_index,
         )
-        if isinstance(member, RaftMember):
-            status = member.node.status()
-            response.leader = member.leader
-            # etcd reports the committed index here (not the last appended one).
-            response.raftIndex = status.commit
-            response.raftTerm = status.term
-            own = member.membership.get(member.identity.member_id)
-            response.isLearner = own is not None and own.isLearner
-        else:
-            # One voter: always its own leader; an entry is committed once in its WAL and
-            # applied right after, so the applied index is the committed one.
-            response.leader = member.identity.member_id
-            response.raftIndex = member.store.applied_index
-            response.raftTerm = member.term
+        status = member.node.status()
+        response.leader = member.leader
+        # etcd reports the committed index here (not the last appended one).
+        response.raftIndex = status.commit
+        response.raftTerm = status.term
+        own = member.membership.get(member.identity.member_id)
+        response.isLearner = own is not None and own.isLearner
         member.fill_header(response.header)
         return response
 
@@ -65,13 +57,10 @@ class MaintenanceService:
         """
         member = self._member
         response = pb.MoveLeaderResponse()
-        if isinstance(member, RaftMember):
-            if not member.is_leader:
-                raise ErrNotLeader()
-            if request.targetID not in member.node.status().conf_state.voters:
-                raise ErrBadLeaderTransferee()
-            await member.move_leader(request.targetID)
-        elif request.targetID != member.identity.member_id:
+        if not member.is_leader:
+            raise ErrNotLeader()
+        if request.targetID not in member.node.status().conf_state.voters:
             raise ErrBadLeaderTransferee()
+        await member.move_leader(request.targetID)
         member.fill_header(response.header)
         return response

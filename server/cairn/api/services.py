@@ -5,23 +5,19 @@ from __future__ import annotations
 from cairn.api.cluster import ClusterService
 from cairn.api.kv import KVService
 from cairn.api.maintenance import MaintenanceService
-from cairn.member.member import Member
 from cairn.member.raft_member import RaftMember
 
 
-def etcd_services(
-    member: Member | RaftMember, advertise_client_urls: list[str]
-) -> dict[str, object]:
+def etcd_services(member: RaftMember, advertise_client_urls: list[str]) -> dict[str, object]:
     """The implemented services by full name; the rest answer UNIMPLEMENTED.
 
-    A Raft member also starts publishing its name and client URLs here: the client URLs are
+    The member also starts publishing its name and client URLs here: the client URLs are
     an API-layer setting (--advertise-client-urls), and publishing them is what makes the
     member visible to `member list` and `etcdctl --cluster`.
     """
-    if isinstance(member, RaftMember):
-        member.publish(advertise_client_urls)
+    member.publish(advertise_client_urls)
     return {
         "etcdserverpb.KV": KVService(member),
-        "etcdserverpb.Cluster": ClusterService(member, advertise_client_urls),
+        "etcdserverpb.Cluster": ClusterService(member),
         "etcdserverpb.Maintenance": MaintenanceService(member),
     }

@@ -26,12 +26,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _run_server(coro: object) -> int:
     from cairn.cli.config import ConfigError
-    from cairn.member.member import MemberError
+    from cairn.member.raft_member import RaftMemberError
     from cairn.wal import WALError
 
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
-    except (ConfigError, MemberError, WALError) as error:
+    except (ConfigError, RaftMemberError, WALError) as error:
         print(f"cairn serve: {error}", file=sys.stderr)
         return 1
 

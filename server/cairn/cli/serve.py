@@ -14,7 +14,6 @@ from cairn.api.grpc_server import build_server
 from cairn.api.services import etcd_services
 from cairn.cli import fault_file
 from cairn.cli.config import ConfigError, ServeConfig
-from cairn.member.member import Member
 from cairn.member.raft_member import ClusterSettings, RaftMember, RaftMemberError
 from cairn.peer import PeerFaults
 
@@ -88,17 +87,8 @@ async def run(config: ServeConfig) -> int:
     return 0
 
 
-async def _start_member(config: ServeConfig) -> Member | RaftMember:
-    """One voter: the WAL-ordered Member. Several: a Raft member talking to its peers.
-
-    The one-voter path still has features the Raft path lacks (WAL release by snapshots), so it
-    stays until RaftMember has them; see the README's feature table.
-    """
-    if len(config.member.initial_cluster) <= 1:
-        single = Member(config.member)
-        single.open()
-        single.start()
-        return single
+async def _start_member(config: ServeConfig) -> RaftMember:
+    """A Raft member, listening for its peers (a one-member cluster too: it can grow)."""
     for url in config.listen_peer_urls:
         if urlsplit(url).scheme != "http":
             raise ConfigError(f"--listen-peer-urls: {url}: only http:// is served so far")
@@ -129,7 +119,7 @@ async def _start_member(config: ServeConfig) -> Member | RaftMember:
     return member
 
 
-async def _watch_member(member: Member | RaftMember, stop: asyncio.Event) -> None:
+async def _watch_member(member: RaftMember, stop: asyncio.Event) -> None:
     while member.failure is None:
         await asyncio.sleep(0.2)
     stop.set()

@@ -7,8 +7,10 @@ MVCC store and wake the requests waiting for them, then serve the reads whose Re
 been applied, then advance. Ticks come from a timer at --heartbeat-interval; an election takes
 --election-timeout / --heartbeat-interval ticks.
 
-It offers the same interface as the one-voter `Member` (propose, range, readonly_txn,
-fill_header, ...), so the API layer does not care which one it talks to.
+A one-member cluster runs on the same code: its only voter campaigns as soon as it starts
+(etcd fast-forwards its election ticks for the same reason), every Ready's entries are
+committed once they are in its WAL, and proposals that arrive while one batch is being
+fsync'd are appended together into the next Ready: group commit falls out of the loop.
 
 Membership changes (`change_membership`) are Raft conf changes: applying one updates the
 member table (same LevelDB batch as the applied index) and the peer transport on every
@@ -44,6 +46,7 @@ from cairn.errors import (
 )
 from cairn.member import snapshot_image, snapshot_meta
 from cairn.member.applier import Applied, Applier
+from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
 from cairn.member.identity import Identity, cluster_id, member_id
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
@@ -52,7 +55,6 @@ from cairn.member.request_ids import RequestIDs
 from cairn.member.snapshot_meta import SnapshotMeta
 from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
-from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore
 from cairn.peer import PeerFaults, Transport
 from cairn.proto import rpc_pb2 as pb
@@ -60,6 +62,7 @@ from cairn.proto.internal_pb2 import InternalRequest
 from cairn.raft import (
     ConfChange,
     Config,
+    ConfState,
     Entry,
     EntryKind,
     HardState,
@@ -144,7 +147,7 @@ class RaftMember:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.failure: BaseException | None = None
-        self._compacted: set[int] = set()
+        self._compactions = CompactionDeleter()
         # The LevelDB image at the latest Raft snapshot index: (index, plyvel snapshot).
         self._image: tuple[int, object] | None = None
         self._since_snapshot = 0
@@ -153,6 +156,10 @@ class RaftMember:
         self._transfers = 0  # images being or having been received, to name their dirs
         self.term = 0
         self.leader = 0
+        self._may_be_alone = True  # until the configuration at start is known
+        # The commit index at start: entries up to it are replayed from the WAL.
+        self._replay_to = 0
+        self._replayed: list[int] = []
 
     # ---- life cycle ------------------------------------------------------------------
 
@@ -178,15 +185,25 @@ class RaftMember:
         if WAL.exists(cfg.wal_dir):
             self._wal, replay = WAL.open(cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes)
             self.identity = Identity.from_bytes(replay.metadata)
-            marker = self._restore_marker(replay.snapshot, replay.entries)
+            if self.identity.name != cfg.name:
+                raise RaftMemberError(
+                    f"data dir {cfg.data_dir} belongs to member {self.identity.name!r}, "
+                    f"not {cfg.name!r} (--name)"
+                )
+            term = replay.hard_state.term if replay.hard_state is not None else 0
+            marker = self._restore_marker(replay.snapshot, replay.entries, term)
             entries = replay.entries
             if marker is not None:
                 entries = [e for e in entries if e.index > marker.index]
             self._storage.append([_from_wal(e) for e in entries])
-            if replay.hard_state is not None:
-                hs = replay.hard_state
-                commit = max(hs.commit, marker.index if marker is not None else 0)
+            hs = replay.hard_state or WALHardState(entries[-1].term if entries else 0, 0, 0)
+            # Only committed entries are ever applied, so the applied index is committed even
+            # when the hard state that said so was in a tail the WAL lost.
+            commit = max(hs.commit, marker.index if marker is not None else 0)
+            commit = max(commit, min(self.store.applied_index, self._storage.last_index()))
+            if hs.term or commit:
                 self._storage.set_hard_state(HardState(hs.term, hs.vote, commit))
+            self._replay_to = commit
             log.info(
                 "restarting member %s (%x): %d log entries, applied index %d",
                 self.identity.name,
@@ -251,7 +268,7 @@ class RaftMember:
         return Identity(cfg.name, own, cluster_id(others))
 
     def _restore_marker(
-        self, marker: SnapshotMarker | None, entries: list[WALEntry]
+        self, marker: SnapshotMarker | None, entries: list[WALEntry], term: int
     ) -> SnapshotMarker | None:
         """Load the WAL's latest snapshot into Raft storage, with the configuration at it.
 
@@ -265,10 +282,8 @@ class RaftMember:
         if applied > last:
             image = next((m for m in records if m.index == applied), None)
             if image is None:
-                raise RaftMemberError(
-                    f"the state in {self.config.db_dir} has applied index {applied}, beyond "
-                    f"the last index {last} in the WAL, and records no snapshot at it"
-                )
+                image = self._sole_voter_snapshot(applied, last, term)
+                records.append(image)
             marker = SnapshotMarker(index=applied, term=image.term)
             self._wal.save_snapshot(marker)
         if marker is None:
@@ -288,6 +303,33 @@ class RaftMember:
         metadata = SnapshotMetadata(marker.index, marker.term, meta.conf_state)
         self._storage.apply_snapshot(Snapshot(metadata))
         return marker
+
+    def _sole_voter_snapshot(self, applied: int, last: int, term: int) -> SnapshotMeta:
+        """A one-member cluster whose WAL lost a tail the state had already applied.
+
+        Only an outside hand can do that (apply follows the fdatasync), but the state is
+        complete, so a lone member carries on from it: the state is made durable and becomes
+        a snapshot at its applied index. In a cluster the lost entries may have been what
+        made this member's log up to date in elections, so a member of several refuses.
+        """
+        own = self.identity.member_id
+        table = self.membership.members()
+        if [m.ID for m in table] != [own] or table[0].isLearner:
+            raise RaftMemberError(
+                f"the state in {self.config.db_dir} has applied index {applied}, beyond "
+                f"the last index {last} in the WAL, and records no snapshot at it"
+            )
+        log.warning(
+            "the WAL ends at index %d but the state has applied up to %d; the WAL lost its "
+            "tail, so the state becomes a snapshot at %d",
+            last,
+            applied,
+            applied,
+        )
+        self.backend.sync_barrier()
+        meta = SnapshotMeta(applied, max(term, 1), ConfState(voters=(own,)))
+        self.backend.write_batch(snapshot_meta.records(self.backend, meta), sync=True)
+        return meta
 
     def _take_image_at_restart(self) -> None:
         """Have an image at the storage snapshot's index, which is what Raft will send.
@@ -356,7 +398,20 @@ class RaftMember:
             loop.create_task(self._tick(), name="cairn-raft-tick"),
         ]
         self._tasks[0].add_done_callback(self._on_loop_done)
+        self._campaign_if_alone()
         self._wake.set()
+
+    def _campaign_if_alone(self) -> None:
+        """A sole voter campaigns at once: nobody else could win or object, so there is no
+        reason to wait out an election timeout. After a restart without a snapshot the
+        configuration is only known once the log's conf changes are applied again, so the
+        Ready loop asks again until the configuration is known."""
+        voters = set(self.node.status().conf_state.voters)
+        if not voters:
+            return
+        self._may_be_alone = False
+        if voters == {self.identity.member_id}:
+            self.node.campaign()
 
     def publish(self, client_urls: list[str]) -> None:
         """Announce name and client URLs through Raft until applied; stop() ends the retries."""
@@ -386,6 +441,7 @@ class RaftMember:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._fail_all(ErrStopped())
+        await self._compactions.stop()
         await self.transport.stop()
         if self._wal_writer is not None:
             self._wal_writer.close()
@@ -441,6 +497,8 @@ class RaftMember:
             self._wake.clear()
             while self.node.has_ready() and not self._stopping:
                 await self._handle(self.node.ready())
+                if self._may_be_alone:
+                    self._campaign_if_alone()
 
     async def _handle(self, rd: Ready) -> None:
         if rd.snapshot is not None and not rd.snapshot.is_empty():
@@ -457,8 +515,15 @@ class RaftMember:
         if rd.entries or rd.hard_state is not None:
             hard = rd.hard_state
             wal_hard = WALHardState(hard.term, hard.vote, hard.commit) if hard else None
-            assert self._wal_writer is not None
-            await self._wal_writer.save([_to_wal(e) for e in rd.entries], wal_hard)
+            before = self._storage.hard_state()
+            if rd.entries or (
+                hard is not None and (hard.term, hard.vote) != (before.term, before.vote)
+            ):
+                assert self._wal_writer is not None
+                await self._wal_writer.save([_to_wal(e) for e in rd.entries], wal_hard)
+            else:
+                # Only the commit index moved: written, not fdatasync'd (WAL.save explains).
+                self._wal.save([], wal_hard, sync=False)
             if rd.entries:
                 self._storage.append(rd.entries)
             if hard is not None:
@@ -510,6 +575,8 @@ class RaftMember:
             outcomes.append((request.header.ID, outcome))
         last = entries[-1].index
         self.store.flush(last)
+        if self._replay_to:
+            self._log_replay(entries[0].index, last)
         for request_id, outcome in outcomes:
             future = self._waiters.pop(request_id, None)
             if future is None or future.done():
@@ -529,6 +596,22 @@ class RaftMember:
         self._since_snapshot += len(entries)
         if self._since_snapshot >= self.config.snapshot_count:
             self._snapshot(last)
+
+    def _log_replay(self, first: int, last: int) -> None:
+        """Say once how many WAL entries a restart applied again (the state was behind)."""
+        if not self._replayed:
+            self._replayed = [first, first - 1]
+        self._replayed[1] = min(last, self._replay_to)
+        if last >= self._replay_to:
+            first, upto = self._replayed
+            log.info(
+                "replayed %d WAL entries (%d..%d); revision %d",
+                upto - first + 1,
+                first,
+                upto,
+                self.store.current_rev,
+            )
+            self._replay_to = 0
 
     def _follow_conf_change(self, outcome: ConfOutcome) -> None:
         """Make the transport match the member table after a committed change."""
@@ -596,22 +679,13 @@ class RaftMember:
             return self.membership.apply_attributes(request.member_attributes)
         applied = self.applier.apply(request)
         if applied.compaction is not None:
-            rev, obsolete = applied.compaction
-            # Deleted right after this group's flush; see Member for the chunked version.
-            asyncio.get_running_loop().call_soon(self._delete_compacted, self.store, rev, obsolete)
+            # Queued now, run after this group's flush (the deleter yields first).
+            self._compactions.schedule(self.store, *applied.compaction)
         return applied
-
-    def _delete_compacted(self, store: MVCCStore, rev: int, obsolete: list[Revision]) -> None:
-        if store is not self.store:
-            return  # an image replaced the store; it finishes its own compaction on open
-        store.delete_history(obsolete)
-        store.finish_compaction(rev)
-        self._compacted.add(rev)
 
     async def wait_compaction(self, rev: int) -> None:
         """Physical compaction: wait until the dropped history is deleted on this member."""
-        while rev not in self._compacted and not self._stopping:
-            await asyncio.sleep(0.001)
+        await self._compactions.wait(rev)
 
     # ---- snapshot transfer -------------------------------------------------------------
 

@@ -63,6 +63,11 @@ class MVCCStore:
         self._staged_raw: dict[bytes, bytes] = {}
         self._restore()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the LevelDB underneath was closed (the member stopped or swapped it)."""
+        return bool(self.backend.db.closed)
+
     # ---- start-up ----------------------------------------------------------------------
 
     def _restore(self) -> None:

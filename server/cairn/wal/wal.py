@@ -107,6 +107,7 @@ class WAL:
         self._segment_bytes = segment_bytes
         self._mutex = threading.Lock()
         self._failure: BaseException | None = None
+        self._unsynced = False  # the live segment ends in a write not yet fdatasync'd
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -245,8 +246,15 @@ class WAL:
 
     # ----------------------------------------------------------------------------- writes
 
-    def save(self, entries: Sequence[Entry], hard_state: HardState | None = None) -> None:
+    def save(
+        self, entries: Sequence[Entry], hard_state: HardState | None = None, *, sync: bool = True
+    ) -> None:
         """Durably append `entries` and then `hard_state`: one buffer, one write, one fdatasync.
+
+        `sync=False` skips the fdatasync for a hard state whose term and vote are unchanged:
+        only its commit index moved, which Raft can always learn again from the leader (and
+        a member from its applied index), so it need not cost a disk flush. Entries are
+        always synced: an entry may be acknowledged as soon as save() returns.
 
         Entries must be consecutive and start at most one past last_index; starting lower
         replaces the conflicting suffix. They may not reach back into the latest snapshot.
@@ -255,6 +263,8 @@ class WAL:
         """
         if not entries and hard_state is None:
             return
+        if entries and not sync:
+            raise ValueError("entries are always fdatasync'd")
         parts: list[bytes] = []
         with self._mutex:
             self._check_writable()
@@ -271,7 +281,7 @@ class WAL:
                     parts.append(frame(encode_entry(entry)))
             if hard_state is not None:
                 parts.append(frame(encode(hard_state)))
-            self._append(b"".join(parts))
+            self._append(b"".join(parts), sync=sync)
             if entries:
                 self._last_index = entries[-1].index
             if hard_state is not None:
@@ -331,8 +341,8 @@ class WAL:
                 f"{self._dir}: WAL is unusable after an earlier I/O error; reopen it"
             ) from self._failure
 
-    def _append(self, data: bytes) -> None:
-        """Write `data` at the end of the live segment and fdatasync it.
+    def _append(self, data: bytes, sync: bool = True) -> None:
+        """Write `data` at the end of the live segment and (unless told not to) fdatasync it.
 
         After an I/O error the state of the file (and, after a failed fdatasync, of the page
         cache) is unknown, so the WAL is marked failed instead of risking appends after a
@@ -346,7 +356,11 @@ class WAL:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            fdatasync(fd)
+            if sync or self._unsynced:
+                fdatasync(fd)
+                self._unsynced = False
+            else:
+                self._unsynced = True
         except OSError as exc:
             self._failure = exc
             with contextlib.suppress(OSError):
@@ -355,7 +369,11 @@ class WAL:
         self._size += len(data)
 
     def _cut(self) -> None:
-        """Start a new live segment. The old one is already durable (every append syncs)."""
+        """Start a new live segment, after making the old one durable (an unsynced hard state
+        may be at its end)."""
+        if self._unsynced and self._fd is not None:
+            fdatasync(self._fd)
+            self._unsynced = False
         seq = self._segments[-1].seq + 1
         first_index = self._last_index + 1
         records = start_records(seq, first_index, self._metadata, self._snapshot, self._hard_state)
