@@ -88,3 +88,30 @@ def test_unknown_initial_cluster_state_is_refused() -> None:
 def test_non_integer_environment_value_is_refused() -> None:
     with pytest.raises(ConfigError, match="ETCD_MAX_REQUEST_BYTES"):
         parse([], environ={"ETCD_MAX_REQUEST_BYTES": "lots"})
+
+
+def test_snapshot_catchup_entries_defaults_to_etcds_5000() -> None:
+    assert parse([], environ={}).snapshot_catch_up_entries == 5000
+
+
+def test_snapshot_catchup_entries_flag_is_carried() -> None:
+    config = parse(["--experimental-snapshot-catchup-entries=10"], environ={})
+    assert config.snapshot_catch_up_entries == 10
+
+
+def test_snapshot_catchup_entries_from_environment_variable() -> None:
+    environ = {"ETCD_EXPERIMENTAL_SNAPSHOT_CATCHUP_ENTRIES": "250"}
+    assert parse([], environ=environ).snapshot_catch_up_entries == 250
+
+
+def test_snapshot_catchup_entries_from_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "etcd.yml"
+    path.write_text("experimental-snapshot-catchup-entries: 42\nsnapshot-count: 100\n")
+    config = parse(["--config-file", str(path)], environ={})
+    assert config.snapshot_catch_up_entries == 42
+    assert config.member.snapshot_count == 100
+
+
+def test_negative_snapshot_catchup_entries_is_refused() -> None:
+    with pytest.raises(ConfigError, match="experimental-snapshot-catchup-entries"):
+        parse(["--experimental-snapshot-catchup-entries=-1"], environ={})

@@ -81,3 +81,17 @@ def test_recover_puts_the_old_directory_back_after_a_crash_between_renames(
     assert (db_dir / "CURRENT").read_text() == "x"
     assert not old.exists()
     assert not leftover.exists()
+
+
+def test_recover_keeps_the_swapped_in_image_after_a_crash_before_db_old_is_removed(
+    tmp_path: Path,
+) -> None:
+    db_dir = tmp_path / "member" / "db"
+    old = tmp_path / "member" / "db.old"
+    db_dir.mkdir(parents=True)
+    (db_dir / "CURRENT").write_text("image")
+    old.mkdir()
+    (old / "CURRENT").write_text("before the image")
+    snapshot_image.recover(str(db_dir))
+    assert (db_dir / "CURRENT").read_text() == "image"
+    assert not old.exists()

@@ -18,6 +18,7 @@ import yaml
 from cairn.member.config import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
+    DEFAULT_SNAPSHOT_CATCH_UP_ENTRIES,
     DEFAULT_SNAPSHOT_COUNT,
     MemberConfig,
 )
@@ -86,6 +87,13 @@ FLAGS: list[Flag] = [
         "applied entries between snapshots (WAL release)",
     ),
     Flag(
+        "experimental-snapshot-catchup-entries",
+        int,
+        DEFAULT_SNAPSHOT_CATCH_UP_ENTRIES,
+        "entries kept in the log behind a snapshot, so a follower slightly behind catches up "
+        "from the log rather than with a whole snapshot image",
+    ),
+    Flag(
         "heartbeat-interval", int, 100, "time (ms) of a heartbeat interval (used once Raft lands)"
     ),
     Flag(
@@ -128,6 +136,7 @@ class ServeConfig:
     log_outputs: list[str] = field(default_factory=lambda: ["default"])
     heartbeat_interval_ms: int = 100
     election_timeout_ms: int = 1000
+    snapshot_catch_up_entries: int = DEFAULT_SNAPSHOT_CATCH_UP_ENTRIES
     test_faults_file: str = ""
     """TEST-ONLY: --experimental-test-faults-file; empty means no fault injection at all."""
 
@@ -256,6 +265,9 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
     max_request_bytes = int(_get(values, "max-request-bytes"))  # type: ignore[call-overload]
     if max_request_bytes <= 0:
         raise ConfigError("--max-request-bytes must be positive")
+    catch_up = int(_get(values, "experimental-snapshot-catchup-entries"))  # type: ignore[call-overload]
+    if catch_up < 0:
+        raise ConfigError("--experimental-snapshot-catchup-entries must not be negative")
     member = MemberConfig(
         name=name,
         data_dir=data_dir,
@@ -281,6 +293,7 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         log_outputs=[o.strip() for o in str(_get(values, "log-outputs")).split(",") if o.strip()],
         heartbeat_interval_ms=int(_get(values, "heartbeat-interval")),  # type: ignore[call-overload]
         election_timeout_ms=int(_get(values, "election-timeout")),  # type: ignore[call-overload]
+        snapshot_catch_up_entries=catch_up,
         test_faults_file=str(_get(values, "experimental-test-faults-file")),
     )
 

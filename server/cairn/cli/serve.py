@@ -102,6 +102,7 @@ async def _start_member(config: ServeConfig) -> RaftMember:
             listen_peer_urls=config.listen_peer_urls,
             heartbeat_interval_ms=config.heartbeat_interval_ms,
             election_timeout_ms=config.election_timeout_ms,
+            snapshot_catch_up_entries=config.snapshot_catch_up_entries,
             faults=faults,
         ),
     )

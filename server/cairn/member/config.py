@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
 DEFAULT_MAX_TXN_OPS = 128
 DEFAULT_SNAPSHOT_COUNT = 100_000
+# etcd v3.5's --experimental-snapshot-catchup-entries default (DefaultSnapshotCatchUpEntries).
+DEFAULT_SNAPSHOT_CATCH_UP_ENTRIES = 5000
 DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024**3
 
 
