@@ -251,6 +251,7 @@ def test_the_changed_table_survives_a_restart_of_every_member(tmp_path: Path) ->
         again = await service(leader).MemberAdd(
             pb.MemberAddRequest(peerURLs=[victim_url], isLearner=True), None
         )
-        assert again.member.ID != victim_id
+        new_id = again.member.ID
+        assert new_id != victim_id
 
     run(tmp_path, body)
