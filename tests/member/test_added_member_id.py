@@ -49,9 +49,7 @@ def test_an_added_member_never_gets_the_founder_id_of_its_urls() -> None:
 
 @pytest.mark.slow
 @pytest.mark.etcd
-@pytest.mark.skipif(
-    etcd_path() is None or etcdctl_path() is None, reason="needs etcd and etcdctl"
-)
+@pytest.mark.skipif(etcd_path() is None or etcdctl_path() is None, reason="needs etcd and etcdctl")
 def test_member_add_on_real_etcd_gives_the_id_derived_for_the_second_of_the_add(
     tmp_path: Path,
 ) -> None:
@@ -60,7 +58,8 @@ def test_member_add_on_real_etcd_gives_the_id_derived_for_the_second_of_the_add(
         url = f"http://127.0.0.1:{free_port()}"
         before = int(time.time())
         result = run_etcdctl(
-            etcd.client_url, ["member", "add", "m2", f"--peer-urls={url}", "--learner", "-w", "json"]
+            etcd.client_url,
+            ["member", "add", "m2", f"--peer-urls={url}", "--learner", "-w", "json"],
         )
         after = int(time.time())
         assert result.returncode == 0, result.stderr
