@@ -34,10 +34,24 @@ def service(member: RaftMember) -> ClusterService:
     return ClusterService(member, [])
 
 
-async def join(cluster: Cluster, name: str, url: str) -> RaftMember:
-    """Start a member added with `member add`, as --initial-cluster-state existing."""
-    initial = {n: [u] for n, u in cluster.peer_urls.items()}
-    initial[name] = [url]
+async def join(
+    cluster: Cluster, name: str, url: str, initial: dict[str, list[str]] | None = None
+) -> RaftMember:
+    """Start a member added with `member add`, as --initial-cluster-state existing.
+
+    The new member takes its ID from the first peer that answers, as in etcd: like an operator,
+    start it once every member has applied the add (a follower may lag the leader a little).
+    `initial` is its --initial-cluster (default: the founders and itself).
+    """
+    await eventually(
+        lambda: all(
+            any(url in m.peerURLs for m in member.membership.members())
+            for member in cluster.members.values()
+        )
+    )
+    if initial is None:
+        initial = {n: [u] for n, u in cluster.peer_urls.items()}
+        initial[name] = [url]
     config = MemberConfig(
         name=name,
         data_dir=str(cluster.base / name),
@@ -52,6 +66,7 @@ async def join(cluster: Cluster, name: str, url: str) -> RaftMember:
         seed=7,
     )
     member = RaftMember(config, settings)
+    await member.resolve_identity()
     member.open()
     await member.start()
     cluster.members[name] = member
