@@ -7,6 +7,9 @@ test_membership_changes; the Cluster service is called directly, as etcdctl woul
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +145,33 @@ def test_a_joined_member_restarts_from_its_wal_without_asking_anyone(tmp_path: P
         assert again.identity == identity
 
     run(tmp_path, body)
+
+
+def test_cairn_serve_joining_with_no_peer_answering_exits_with_etcds_error(tmp_path: Path) -> None:
+    own = f"http://127.0.0.1:{free_port()}"
+    other = f"http://127.0.0.1:{free_port()}"  # nobody listens
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cairn",
+            "serve",
+            "--name=m2",
+            f"--data-dir={tmp_path / 'm2'}",
+            f"--listen-client-urls=http://127.0.0.1:{free_port()}",
+            f"--advertise-client-urls=http://127.0.0.1:{free_port()}",
+            f"--listen-peer-urls={own}",
+            f"--initial-advertise-peer-urls={own}",
+            f"--initial-cluster=m1={other},m2={own}",
+            "--initial-cluster-state=existing",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ETCD_")},
+    )
+    assert result.returncode == 1
+    assert (
+        "cairn serve: cannot fetch cluster info from peer urls: could not retrieve cluster "
+        "information from the given URLs" in result.stderr
+    )
