@@ -72,6 +72,10 @@ def test_learner_joins_is_promoted_founder_removed_and_leadership_moved(tmp_path
         cluster.members["m4"] = m4
         m4.start()
         assert "1" in until_ok(m4.client_endpoint, "get", "before", "--consistency=s")
+        # The joined member took the ID `member add` printed from the cluster (it hashes the
+        # second of the add, so m4 could not have derived it).
+        own = json.loads(ctl(m4.client_endpoint, "endpoint", "status", "-w", "json"))
+        assert format(own[0]["Status"]["header"]["member_id"], "x") == new_id
 
         leader = cluster.wait_for_leader()
         # Through a follower: it forwards the promote to the leader, as etcd does.

@@ -190,7 +190,10 @@ def test_a_new_member_is_caught_up_by_snapshot_promoted_and_restarts_from_it(
             seed=7,
             snapshot_catch_up_entries=CATCH_UP,
         )
+        # m4 asks the first peer that answers for its ID: every member must have the add.
+        await wait_applied(list(cluster.members.values()))
         m4 = RaftMember(config, settings)
+        await m4.resolve_identity()
         m4.open()
         await m4.start()
         cluster.members["m4"] = m4
@@ -206,6 +209,7 @@ def test_a_new_member_is_caught_up_by_snapshot_promoted_and_restarts_from_it(
         assert m4.identity.member_id in m4.node.status().conf_state.voters
         await cluster.stop("m4")
         m4 = RaftMember(config, settings)
+        await m4.resolve_identity()  # a restart: reads the WAL, asks nobody
         m4.open()
         await m4.start()
         cluster.members["m4"] = m4

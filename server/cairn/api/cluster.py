@@ -92,7 +92,7 @@ class ClusterService:
         urls = sorted(request.peerURLs)
         if table.peer_url_owner(urls) is not None:
             raise ErrPeerURLExist()
-        new_id = added_member_id(urls, member.config.initial_cluster_token)
+        new_id = added_member_id(urls)
         if table.get(new_id) is not None or table.was_removed(new_id):
             raise ErrMemberExist()
         voters = [m for m in table.members() if not m.isLearner]

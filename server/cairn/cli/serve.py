@@ -107,6 +107,7 @@ async def _start_member(config: ServeConfig) -> RaftMember:
         ),
     )
     try:
+        await member.resolve_identity()
         member.open()
     except RaftMemberError as error:
         raise ConfigError(str(error)) from None

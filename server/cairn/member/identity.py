@@ -12,9 +12,17 @@ import json
 from dataclasses import asdict, dataclass
 
 
-def member_id(peer_urls: list[str], cluster_token: str) -> int:
-    """First 8 bytes (big-endian) of SHA-1 over the sorted peer URLs joined, then the token."""
+def member_id(peer_urls: list[str], cluster_token: str, unix_seconds: int | None = None) -> int:
+    """First 8 bytes (big-endian) of SHA-1 over the sorted peer URLs joined, then the token.
+
+    Founders hash no time, so every founder derives the same IDs from --initial-cluster. A
+    member added at run time hashes the decimal Unix seconds of the add as well
+    (`unix_seconds`), so re-adding a removed member's peer URLs gives a new ID: peers refuse
+    a removed ID forever.
+    """
     material = "".join(sorted(peer_urls)) + cluster_token
+    if unix_seconds is not None:
+        material += str(unix_seconds)
     return int.from_bytes(hashlib.sha1(material.encode()).digest()[:8], "big")
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -179,16 +180,17 @@ class ConfOutcome:
     peer_urls: list[str]
 
 
-def added_member_id(peer_urls: Iterable[str], token: str) -> int:
-    """The ID of a member added at run time.
+def added_member_id(peer_urls: Iterable[str], clock: Callable[[], float] = time.time) -> int:
+    """The ID of a member added at run time: its sorted peer URLs and the Unix second of the add.
 
-    etcd mixes the current time into the hash so that re-adding a removed member's URLs gives
-    a new ID. cairn uses the founders' formula (sorted peer URLs + token) instead: a member
-    started with --initial-cluster-state existing must derive its own ID, and cairn has no
-    peer endpoint yet from which it could fetch one. Re-adding a removed URL is therefore
-    refused (the ID would come back), see `ErrMemberExist` in the Cluster service.
+    As etcd's `member add` derives it: the founders' formula with an empty cluster token and
+    the decimal Unix seconds appended (checked against etcd 3.4.23, whose MemberAdd passes no
+    token). The time is what keeps a re-added peer URL from bringing a removed ID back, which
+    peers refuse forever. The new member cannot derive this ID itself; it asks a peer for the
+    member table when it starts with --initial-cluster-state existing (`member.join`).
+    `clock` is for tests.
     """
-    return derive_member_id(sorted(peer_urls), token)
+    return derive_member_id(sorted(peer_urls), "", int(clock()))
 
 
 class Proposer(Protocol):

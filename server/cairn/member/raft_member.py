@@ -34,7 +34,7 @@ import logging
 import random
 import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cairn.errors import (
     ErrNoLeader,
@@ -44,11 +44,11 @@ from cairn.errors import (
     ErrTimeoutLeaderTransfer,
     EtcdError,
 )
-from cairn.member import snapshot_image, snapshot_meta
+from cairn.member import join, snapshot_image, snapshot_meta
 from cairn.member.applier import Applied, Applier
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
-from cairn.member.identity import Identity, cluster_id, member_id
+from cairn.member.identity import Identity, member_id
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
@@ -56,7 +56,7 @@ from cairn.member.snapshot_meta import SnapshotMeta
 from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.store import MVCCStore
-from cairn.peer import PeerFaults, Transport
+from cairn.peer import ClusterInfo, PeerFaults, Transport
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
 from cairn.raft import (
@@ -252,20 +252,42 @@ class RaftMember:
         self._request_ids = RequestIDs(self.identity.member_id)
         self._take_image_at_restart()
 
-    def _joining_identity(self) -> Identity:
-        """Who a member started with --initial-cluster-state existing is.
+    # Set by resolve_identity() for a first start with --initial-cluster-state existing.
+    _joined: Identity | None = None
 
-        Its ID is derived from its own peer URLs as `member add` derived it (see
-        `membership.added_member_id`). The cluster ID is derived from the other members in
-        --initial-cluster, which is right while they are the founders; after a founder was
-        replaced the peer handshake refuses the mismatch loudly (etcd fetches both IDs from a
-        peer's /members endpoint, which cairn's peer protocol does not have yet).
+    async def resolve_identity(self) -> None:
+        """Ask the cluster who this member is, before open(), when it joins with no data.
+
+        `member add` hashed the second of the add into the new member's ID, so the member
+        cannot derive it, and the cluster ID no longer follows from --initial-cluster once a
+        founder was replaced: both come from the first other member that answers
+        (`member.join`), whose table also says which peers to dial. A restart reads its
+        identity from the WAL and asks nobody; a founder never asks.
         """
         cfg = self.config
-        token = cfg.initial_cluster_token
-        own = member_id(cfg.initial_cluster[cfg.name], token)
-        others = [member_id(u, token) for n, u in cfg.initial_cluster.items() if n != cfg.name]
-        return Identity(cfg.name, own, cluster_id(others))
+        joining = cfg.initial_cluster_state == "existing"
+        if not joining or WAL.exists(cfg.wal_dir) or cfg.name not in cfg.initial_cluster:
+            return  # nothing to ask; open() reads the WAL or reports the missing name
+        try:
+            joined = await join.lookup(cfg.name, cfg.initial_cluster)
+        except join.JoinError as error:
+            raise RaftMemberError(str(error)) from None
+        self._joined = joined.identity
+        if not self.cluster.peer_urls:
+            self.cluster = replace(self.cluster, peer_urls=joined.peers)
+
+    def _joining_identity(self) -> Identity:
+        """Who a member started with --initial-cluster-state existing is (resolve_identity)."""
+        if self._joined is None:
+            raise RaftMemberError(
+                "a member joining with --initial-cluster-state existing must learn its identity "
+                "from the cluster first: await resolve_identity() before open()"
+            )
+        return self._joined
+
+    def _cluster_info(self) -> ClusterInfo:
+        """This member's answer to a joining member's `Members` call on the peer transport."""
+        return join.cluster_info(self.identity.cluster_id, self.membership.members())
 
     def _restore_marker(
         self, marker: SnapshotMarker | None, entries: list[WALEntry], term: int
@@ -385,6 +407,7 @@ class RaftMember:
             on_unreachable=self._on_unreachable,
             on_snapshot=self._on_snapshot,
             faults=self.cluster.faults,
+            cluster_info=self._cluster_info,
         )
         await self.transport.start(self.cluster.listen_peer_urls)
         # The stored table is the truth once there is one (members added or removed since

@@ -18,9 +18,19 @@ The wire protocol is ``cairn/proto/peer.proto`` (package ``cairnpb``, service ``
   hello, the opaque Raft message and the total length, then data chunks of at most
   ``snapshot_chunk_bytes``; answered with ``SnapshotReceived`` once the member took it, or
   DATA_LOSS (truncated), INTERNAL (the member refused it), UNIMPLEMENTED (no ``on_snapshot``).
+- ``Members`` (unary, no hello): the cluster ID and the member table, asked by a member that
+  joins with ``--initial-cluster-state existing`` and knows neither ID yet
+  (:func:`fetch_cluster_info`); UNIMPLEMENTED without a ``cluster_info`` callback.
 """
 
 from cairn.peer.faults import PeerFaults
+from cairn.peer.lookup import (
+    ClusterInfo,
+    ClusterInfoSource,
+    ClusterInfoUnavailable,
+    MemberInfo,
+    fetch_cluster_info,
+)
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.options import TransportOptions
 from cairn.peer.sender import PeerState, PeerUnavailable
@@ -29,6 +39,10 @@ from cairn.peer.transport import Transport
 from cairn.peer.urls import PeerURL, PeerURLError, parse_peer_url
 
 __all__ = [
+    "ClusterInfo",
+    "ClusterInfoSource",
+    "ClusterInfoUnavailable",
+    "MemberInfo",
     "PeerFaults",
     "PeerMetrics",
     "PeerState",
@@ -40,5 +54,6 @@ __all__ = [
     "SnapshotTruncated",
     "Transport",
     "TransportOptions",
+    "fetch_cluster_info",
     "parse_peer_url",
 ]

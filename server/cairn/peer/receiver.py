@@ -18,7 +18,8 @@ from typing import Any
 import grpc
 
 from cairn.peer.faults import PeerFaults
-from cairn.peer.handshake import LocalIdentity, format_id
+from cairn.peer.handshake import PROTOCOL_VERSION, LocalIdentity, format_id
+from cairn.peer.lookup import ClusterInfoSource
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.ratelimit import RateLimitedLog
 from cairn.peer.snapshot import IncomingSnapshot, SnapshotHandler, SnapshotTruncated
@@ -30,6 +31,7 @@ MessageHandler = Callable[[int, bytes], None]
 """``on_message(from_id, payload)``: called on the event loop, in arrival order per sender."""
 
 SNAPSHOT_UNIMPLEMENTED = "cairn: this member does not take snapshots over the peer transport"
+MEMBERS_UNIMPLEMENTED = "cairn: this member does not serve its member table to peers"
 
 
 def _tracked(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -57,8 +59,10 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         metrics: PeerMetrics,
         faults: PeerFaults | None = None,
         on_snapshot: SnapshotHandler | None = None,
+        cluster_info: ClusterInfoSource | None = None,
     ) -> None:
         self._identity = identity
+        self._cluster_info = cluster_info
         self._faults = faults
         self._on_snapshot = on_snapshot
         self._on_message = on_message
@@ -164,6 +168,27 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         return peer_pb2.ProbeResponse(
             cluster_id=self._identity.cluster_id, member_id=self._identity.member_id
         )
+
+    @_tracked
+    async def Members(
+        self, request: peer_pb2.MembersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> peer_pb2.MembersResponse:
+        """The cluster ID and member table, for a joining member that knows neither yet.
+
+        No hello and no cluster-ID check: the caller has no IDs to send. The protocol version
+        is still checked, so an incompatible member fails here rather than later on a stream.
+        """
+        if request.protocol_version != PROTOCOL_VERSION:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"cairn: the caller speaks peer protocol version {request.protocol_version}, "
+                f"member {format_id(self._identity.member_id)} speaks {PROTOCOL_VERSION}",
+            )
+        if self._cluster_info is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, MEMBERS_UNIMPLEMENTED)
+        assert self._cluster_info is not None
+        log.debug("answered a member table request from %s", context.peer())
+        return self._cluster_info().to_proto()
 
     @_tracked
     async def SendSnapshot(

@@ -15,6 +15,7 @@ import grpc
 
 from cairn.peer.faults import PeerFaults
 from cairn.peer.handshake import LocalIdentity, format_id
+from cairn.peer.lookup import ClusterInfoSource
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.options import TransportOptions
 from cairn.peer.ratelimit import RateLimitedLog
@@ -36,7 +37,9 @@ class Transport:
     Credentials are optional: without them peers talk plaintext over ``http://`` URLs; with them
     (mutual TLS against the peer CA) only ``https://`` URLs are accepted. ``on_snapshot``
     takes snapshots other members stream here (see :mod:`cairn.peer.snapshot`); without it
-    they are refused. ``faults`` is for cluster tests only (see :mod:`cairn.peer.faults`).
+    they are refused. ``cluster_info`` answers a joining member's ``Members`` call (see
+    :mod:`cairn.peer.lookup`); without it that call is refused. ``faults`` is for cluster
+    tests only (see :mod:`cairn.peer.faults`).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Transport:
         options: TransportOptions | None = None,
         faults: PeerFaults | None = None,
         on_snapshot: SnapshotHandler | None = None,
+        cluster_info: ClusterInfoSource | None = None,
     ) -> None:
         self.member_id = member_id
         self.cluster_id = cluster_id
@@ -62,7 +66,9 @@ class Transport:
         self.faults = faults
         """Test-only partitions; None (the default) in production."""
         self._server = PeerServer(
-            PeerService(self._identity, on_message, self.metrics, faults, on_snapshot),
+            PeerService(
+                self._identity, on_message, self.metrics, faults, on_snapshot, cluster_info
+            ),
             self.options,
             server_credentials,
         )

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63\x61irn/proto/peer.proto\x12\x07\x63\x61irnpb\"Y\n\tPeerHello\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x66rom_id\x18\x02 \x01(\x04\x12\r\n\x05to_id\x18\x03 \x01(\x04\x12\x18\n\x10protocol_version\x18\x04 \x01(\r\">\n\x0bPeerMessage\x12\x0f\n\x07\x66rom_id\x18\x01 \x01(\x04\x12\r\n\x05to_id\x18\x02 \x01(\x04\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\":\n\x10PeerMessageBatch\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.cairnpb.PeerMessage\"g\n\x0bStreamFrame\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.cairnpb.PeerHelloH\x00\x12*\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.cairnpb.PeerMessageBatchH\x00\x42\x07\n\x05\x66rame\"7\n\x0eStreamAccepted\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tmember_id\x18\x02 \x01(\x04\"1\n\x0cProbeRequest\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x12.cairnpb.PeerHello\"6\n\rProbeResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tmember_id\x18\x02 \x01(\x04\"f\n\rSnapshotChunk\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x12.cairnpb.PeerHello\x12\x0f\n\x07message\x18\x02 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"*\n\x10SnapshotReceived\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x04\x32\xc0\x01\n\x04Peer\x12;\n\x06Stream\x12\x14.cairnpb.StreamFrame\x1a\x17.cairnpb.StreamAccepted(\x01\x30\x01\x12\x36\n\x05Probe\x12\x15.cairnpb.ProbeRequest\x1a\x16.cairnpb.ProbeResponse\x12\x43\n\x0cSendSnapshot\x12\x16.cairnpb.SnapshotChunk\x1a\x19.cairnpb.SnapshotReceived(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63\x61irn/proto/peer.proto\x12\x07\x63\x61irnpb\"Y\n\tPeerHello\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x66rom_id\x18\x02 \x01(\x04\x12\r\n\x05to_id\x18\x03 \x01(\x04\x12\x18\n\x10protocol_version\x18\x04 \x01(\r\">\n\x0bPeerMessage\x12\x0f\n\x07\x66rom_id\x18\x01 \x01(\x04\x12\r\n\x05to_id\x18\x02 \x01(\x04\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\":\n\x10PeerMessageBatch\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.cairnpb.PeerMessage\"g\n\x0bStreamFrame\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.cairnpb.PeerHelloH\x00\x12*\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.cairnpb.PeerMessageBatchH\x00\x42\x07\n\x05\x66rame\"7\n\x0eStreamAccepted\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tmember_id\x18\x02 \x01(\x04\"1\n\x0cProbeRequest\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x12.cairnpb.PeerHello\"6\n\rProbeResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tmember_id\x18\x02 \x01(\x04\"f\n\rSnapshotChunk\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x12.cairnpb.PeerHello\x12\x0f\n\x07message\x18\x02 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"*\n\x10SnapshotReceived\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x04\"*\n\x0eMembersRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\"P\n\rClusterMember\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tpeer_urls\x18\x03 \x03(\t\x12\x12\n\nis_learner\x18\x04 \x01(\x08\"N\n\x0fMembersResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\'\n\x07members\x18\x02 \x03(\x0b\x32\x16.cairnpb.ClusterMember2\xfe\x01\n\x04Peer\x12;\n\x06Stream\x12\x14.cairnpb.StreamFrame\x1a\x17.cairnpb.StreamAccepted(\x01\x30\x01\x12\x36\n\x05Probe\x12\x15.cairnpb.ProbeRequest\x1a\x16.cairnpb.ProbeResponse\x12\x43\n\x0cSendSnapshot\x12\x16.cairnpb.SnapshotChunk\x1a\x19.cairnpb.SnapshotReceived(\x01\x12<\n\x07Members\x12\x17.cairnpb.MembersRequest\x1a\x18.cairnpb.MembersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,6 +49,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SNAPSHOTCHUNK']._serialized_end=621
   _globals['_SNAPSHOTRECEIVED']._serialized_start=623
   _globals['_SNAPSHOTRECEIVED']._serialized_end=665
-  _globals['_PEER']._serialized_start=668
-  _globals['_PEER']._serialized_end=860
+  _globals['_MEMBERSREQUEST']._serialized_start=667
+  _globals['_MEMBERSREQUEST']._serialized_end=709
+  _globals['_CLUSTERMEMBER']._serialized_start=711
+  _globals['_CLUSTERMEMBER']._serialized_end=791
+  _globals['_MEMBERSRESPONSE']._serialized_start=793
+  _globals['_MEMBERSRESPONSE']._serialized_end=871
+  _globals['_PEER']._serialized_start=874
+  _globals['_PEER']._serialized_end=1128
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,11 @@ class PeerStub:
                 request_serializer=cairn_dot_proto_dot_peer__pb2.SnapshotChunk.SerializeToString,
                 response_deserializer=cairn_dot_proto_dot_peer__pb2.SnapshotReceived.FromString,
                 _registered_method=True)
+        self.Members = channel.unary_unary(
+                '/cairnpb.Peer/Members',
+                request_serializer=cairn_dot_proto_dot_peer__pb2.MembersRequest.SerializeToString,
+                response_deserializer=cairn_dot_proto_dot_peer__pb2.MembersResponse.FromString,
+                _registered_method=True)
 
 
 class PeerServicer:
@@ -75,6 +80,13 @@ class PeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Members(self, request, context):
+        """The cluster ID and the member table: how a joining member learns who it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +104,11 @@ def add_PeerServicer_to_server(servicer, server):
                     servicer.SendSnapshot,
                     request_deserializer=cairn_dot_proto_dot_peer__pb2.SnapshotChunk.FromString,
                     response_serializer=cairn_dot_proto_dot_peer__pb2.SnapshotReceived.SerializeToString,
+            ),
+            'Members': grpc.unary_unary_rpc_method_handler(
+                    servicer.Members,
+                    request_deserializer=cairn_dot_proto_dot_peer__pb2.MembersRequest.FromString,
+                    response_serializer=cairn_dot_proto_dot_peer__pb2.MembersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +192,33 @@ class Peer:
             '/cairnpb.Peer/SendSnapshot',
             cairn_dot_proto_dot_peer__pb2.SnapshotChunk.SerializeToString,
             cairn_dot_proto_dot_peer__pb2.SnapshotReceived.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Members(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cairnpb.Peer/Members',
+            cairn_dot_proto_dot_peer__pb2.MembersRequest.SerializeToString,
+            cairn_dot_proto_dot_peer__pb2.MembersResponse.FromString,
             options,
             channel_credentials,
             insecure,
