@@ -78,11 +78,6 @@ def test_member_remove_of_the_leader_stops_it_and_the_survivors_carry_on(
             assert ctl(member.client_endpoint, "get", "before", "--print-value-only") == "1\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cairn serve exits 1 ('stopped after a fatal error') when its member is removed; "
-    "etcd 3.4.23 exits 0 (a Restart=on-failure unit then leaves a removed member stopped)",
-)
 def test_a_removed_member_exits_with_status_0_as_etcds_does(tmp_path: Path) -> None:
     with ProcessCluster(tmp_path) as cluster:
         leader = leader_by_status(cluster)

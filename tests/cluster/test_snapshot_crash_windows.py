@@ -197,7 +197,7 @@ def test_new_member_crashed_between_its_first_image_and_the_wal_marker_restarts(
             await put_retrying(leader, b"written/%03d" % i, b"v%d" % i)
         assert leader._storage.first_index() > 1  # the founding entries are compacted
         url = f"http://127.0.0.1:{free_port()}"
-        await ClusterService(leader, []).MemberAdd(
+        await ClusterService(leader).MemberAdd(
             pb.MemberAddRequest(peerURLs=[url], isLearner=True), None
         )
         initial = {n: [u] for n, u in cluster.peer_urls.items()}
@@ -221,6 +221,7 @@ def test_new_member_crashed_between_its_first_image_and_the_wal_marker_restarts(
                 snapshot_catch_up_entries=CATCH_UP,
             )
             m4 = RaftMember(config, settings)
+            await m4.resolve_identity()
             m4.open()
             await m4.start()
             cluster.members["m4"] = m4

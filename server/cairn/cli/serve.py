@@ -80,6 +80,10 @@ async def run(config: ServeConfig) -> int:
         log.info("received %s, shutting down", received[0])
     await server.stop(grace=5)
     await member.stop()
+    if member.removed:
+        # Not a failure: etcd exits 0 too, so a Restart=on-failure unit leaves it stopped.
+        log.warning("stopped: %s", member.failure)
+        return 0
     if member.failure is not None:
         log.critical("stopped after a fatal error: %s", member.failure)
         return 1

@@ -13,6 +13,7 @@ The other side of the call, and the client that asks URLs in turn, live in `cair
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -66,15 +67,34 @@ def assign_ids(name: str, initial_cluster: dict[str, list[str]], info: ClusterIn
     return Joined(Identity(name, own, info.cluster_id), peers)
 
 
+#: How long a mismatching table is asked again: `member add` answers once the member it was
+#: sent to applied the add, and the member asked here may apply it a moment later.
+MISMATCH_RETRIES = 10
+MISMATCH_PAUSE_S = 0.3
+
+
 async def lookup(
     name: str, initial_cluster: dict[str, list[str]], timeout: float = LOOKUP_TIMEOUT
 ) -> Joined:
-    """Ask the other members for the table (first answer wins) and find this member in it."""
-    try:
-        info = await fetch_cluster_info(remote_peer_urls(name, initial_cluster), timeout=timeout)
-    except ClusterInfoUnavailable as error:
-        raise JoinError(f"cannot fetch cluster info from peer urls: {error}") from None
-    return assign_ids(name, initial_cluster, info)
+    """Ask the other members for the table (first answer wins) and find this member in it.
+
+    A table that does not match is asked for again for a few seconds before the mismatch is
+    final: an operator starts the new member right after `member add`, and the first member
+    asked may not have applied the add yet.
+    """
+    urls = remote_peer_urls(name, initial_cluster)
+    for attempt in range(MISMATCH_RETRIES + 1):
+        try:
+            info = await fetch_cluster_info(urls, timeout=timeout)
+        except ClusterInfoUnavailable as error:
+            raise JoinError(f"cannot fetch cluster info from peer urls: {error}") from None
+        try:
+            return assign_ids(name, initial_cluster, info)
+        except JoinError:
+            if attempt == MISMATCH_RETRIES:
+                raise
+            await asyncio.sleep(MISMATCH_PAUSE_S)
+    raise AssertionError("unreachable")
 
 
 def cluster_info(cluster_id: int, members: Iterable[pb.Member]) -> ClusterInfo:
