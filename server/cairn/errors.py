@@ -81,6 +81,17 @@ class ErrTimeout(EtcdError):
     code, text = UNAVAILABLE, "etcdserver: request timed out"
 
 
+class ErrTimeoutDueToLeaderFail(EtcdError):
+    code, text = (
+        UNAVAILABLE,
+        "etcdserver: request timed out, possibly due to previous leader failure",
+    )
+
+
+class ErrTimeoutDueToConnectionLost(EtcdError):
+    code, text = UNAVAILABLE, "etcdserver: request timed out, possibly due to connection lost"
+
+
 class ErrNoLeader(EtcdError):
     code, text = UNAVAILABLE, "etcdserver: no leader"
 
@@ -117,6 +128,10 @@ class ErrLearnerNotReady(EtcdError):
         FAILED_PRECONDITION,
         "etcdserver: can only promote a learner member which is in sync with leader",
     )
+
+
+class ErrNotSupportedForLearner(EtcdError):
+    code, text = UNAVAILABLE, "etcdserver: rpc not supported for learner"
 
 
 class ErrTooManyLearners(EtcdError):

@@ -44,33 +44,40 @@ def peer_url_of(member: ClusterProcess) -> str:
     return next(a.split("=", 1)[1] for a in member.argv if a.startswith("--listen-peer-urls="))
 
 
+def join_learner(cluster: ProcessCluster, tmp_path: Path) -> tuple[ClusterProcess, str]:
+    """`member add m4 --learner`, then start m4 with --initial-cluster-state existing."""
+    endpoints = cluster.endpoints()
+    peer_port, client_port = free_port(), free_port()
+    peer_url = f"http://127.0.0.1:{peer_port}"
+    added = json.loads(
+        ctl(
+            endpoints,
+            "member",
+            "add",
+            "m4",
+            f"--peer-urls={peer_url}",
+            "--learner",
+            "-w",
+            "json",
+        )
+    )
+    new_id = format(added["member"]["ID"], "x")
+    assert added["member"]["isLearner"] is True
+    assert len(added["members"]) == 4
+
+    founders = ",".join(f"{m.name}={peer_url_of(m)}" for m in cluster.members.values())
+    m4 = ClusterProcess(tmp_path, "m4", f"{founders},m4={peer_url}", client_port, peer_port)
+    m4.argv.append("--initial-cluster-state=existing")
+    cluster.members["m4"] = m4
+    m4.start()
+    return m4, new_id
+
+
 def test_learner_joins_is_promoted_founder_removed_and_leadership_moved(tmp_path: Path) -> None:
     with ProcessCluster(tmp_path) as cluster:
         endpoints = cluster.endpoints()
         ctl(endpoints, "put", "before", "1")
-        peer_port, client_port = free_port(), free_port()
-        peer_url = f"http://127.0.0.1:{peer_port}"
-        added = json.loads(
-            ctl(
-                endpoints,
-                "member",
-                "add",
-                "m4",
-                f"--peer-urls={peer_url}",
-                "--learner",
-                "-w",
-                "json",
-            )
-        )
-        new_id = format(added["member"]["ID"], "x")
-        assert added["member"]["isLearner"] is True
-        assert len(added["members"]) == 4
-
-        founders = ",".join(f"{m.name}={peer_url_of(m)}" for m in cluster.members.values())
-        m4 = ClusterProcess(tmp_path, "m4", f"{founders},m4={peer_url}", client_port, peer_port)
-        m4.argv.append("--initial-cluster-state=existing")
-        cluster.members["m4"] = m4
-        m4.start()
+        m4, new_id = join_learner(cluster, tmp_path)
         assert "1" in until_ok(m4.client_endpoint, "get", "before", "--consistency=s")
         # The joined member took the ID `member add` printed from the cluster (it hashes the
         # second of the add, so m4 could not have derived it).
@@ -102,3 +109,18 @@ def test_learner_joins_is_promoted_founder_removed_and_leadership_moved(tmp_path
         until_ok(remaining, "put", "after", "2")
         assert "2" in until_ok(m4.client_endpoint, "get", "after")
         assert "1" in until_ok(m4.client_endpoint, "get", "before")
+
+
+def test_a_learner_serves_serializable_reads_and_status_and_refuses_the_rest(
+    tmp_path: Path,
+) -> None:
+    with ProcessCluster(tmp_path) as cluster:
+        ctl(cluster.endpoints(), "put", "before", "1")
+        m4, _ = join_learner(cluster, tmp_path)
+        assert "1" in until_ok(m4.client_endpoint, "get", "before", "--consistency=s")
+        status = json.loads(ctl(m4.client_endpoint, "endpoint", "status", "-w", "json"))
+        assert status[0]["Status"]["isLearner"] is True
+        for refused in (["get", "before"], ["put", "k", "v"], ["member", "list"]):
+            result = run_etcdctl(m4.client_endpoint, refused)
+            assert result.returncode != 0, refused
+            assert "etcdserver: rpc not supported for learner" in result.stderr, refused

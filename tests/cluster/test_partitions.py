@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cairn.errors import ErrNoLeader, ErrTimeout
+from cairn.errors import ErrLeaderChanged, ErrNoLeader, ErrTimeout, ErrTimeoutDueToLeaderFail
 from cairn.member.config import MemberConfig
 from cairn.member.raft_member import ClusterSettings, RaftMember
 from cairn.peer import PeerFaults
@@ -151,5 +151,41 @@ def test_healed_member_converges_on_everything_the_majority_acknowledged(tmp_pat
         await cluster.leader_among(list(NAMES))
         response = await cluster.members[cut].range(pb.RangeRequest(key=b"k", range_end=b"l"))
         assert {kv.key: kv.mod_revision for kv in response.kvs} == acked
+
+    run(tmp_path, body)
+
+
+def test_a_linearizable_read_waiting_on_a_lost_leader_fails_with_leader_changed(
+    tmp_path: Path,
+) -> None:
+    async def body(cluster: Cluster) -> None:
+        old = await cluster.leader_among(list(NAMES))
+        follower = next(m for m in cluster.members.values() if m is not old)
+        cluster.isolate(old.identity.name)
+        # The follower asks the old leader for a ReadIndex that never comes back; once the
+        # other two elect a new leader the read fails at once, well before the 1.5 s timeout.
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ErrLeaderChanged):
+            await follower.linearizable_barrier()
+        assert asyncio.get_running_loop().time() - started < follower.cluster.request_timeout_s
+        assert follower.leader not in (0, old.identity.member_id)
+
+    run(tmp_path, body)
+
+
+def test_a_write_lost_with_its_leader_times_out_naming_the_leader_failure(
+    tmp_path: Path,
+) -> None:
+    async def body(cluster: Cluster) -> None:
+        old = await cluster.leader_among(list(NAMES))
+        follower = next(m for m in cluster.members.values() if m is not old)
+        cluster.isolate(old.identity.name)
+        # Forwarded to the cut-off leader and lost with it; a new leader is elected within
+        # two election timeouts of the request, which is how etcd tells this case apart.
+        await asyncio.sleep(0.1)
+        with pytest.raises(ErrTimeoutDueToLeaderFail):
+            await follower.propose(put(b"lost-with-the-leader"))
+        cluster.heal()
+        await put_retrying(follower, b"after")
 
     run(tmp_path, body)

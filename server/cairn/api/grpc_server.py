@@ -3,7 +3,8 @@
 Handlers are built from the .proto descriptors rather than the generated add_*_to_server
 helpers, for three reasons: every service etcd has is registered (the ones not built yet answer
 UNIMPLEMENTED with a message that says so), errors are mapped to etcd's status codes in one
-place, and the request size limit answers with the text etcd's gRPC server uses.
+place, the request size limit answers with the text etcd's gRPC server uses, and a gate
+(etcd's interceptor: a learner refuses most RPCs) sees every call before its handler.
 """
 
 from __future__ import annotations
@@ -51,8 +52,14 @@ async def _abort_with(context: grpc.aio.ServicerContext, error: EtcdError) -> No
     await context.abort(grpc.StatusCode[error.code], error.message)
 
 
+Gate = Callable[[str, object], None]
+"""Called with the full method name and the request of a unary call; raises EtcdError to
+refuse the call before its handler runs. (Streaming calls get one when the first streaming
+service is built: etcd's stream interceptor refuses every stream on a learner.)"""
+
+
 def _unary(
-    fn: Callable[[Any, Any], Any], limit: int
+    fn: Callable[[Any, Any], Any], limit: int, method: str, gate: Gate | None
 ) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, _TooLarge):
@@ -61,6 +68,8 @@ def _unary(
                 f"grpc: received message larger than max ({request.size} vs. {limit})",
             )
         try:
+            if gate is not None:
+                gate(method, request)
             return await fn(request, context)
         except EtcdError as error:
             await _abort_with(context, error)
@@ -77,17 +86,20 @@ def _unimplemented(service: str, method: str) -> Callable[..., Any]:
     return handle
 
 
-def _handler(method: MethodDescriptor, impl: object | None, limit: int) -> grpc.RpcMethodHandler:
+def _handler(
+    method: MethodDescriptor, impl: object | None, limit: int, gate: Gate | None
+) -> grpc.RpcMethodHandler:
     request_cls = message_factory.GetMessageClass(method.input_type)
     response_cls = message_factory.GetMessageClass(method.output_type)
     fn = getattr(impl, method.name, None) if impl is not None else None
     deserialize = _sized_deserializer(request_cls, limit)
     serialize = response_cls.SerializeToString
     streaming = (method.client_streaming, method.server_streaming)
+    full_name = f"/{method.containing_service.full_name}/{method.name}"
     if fn is None:
         fn = _unimplemented(method.containing_service.name, method.name)
     elif streaming == (False, False):
-        fn = _unary(fn, limit)
+        fn = _unary(fn, limit, full_name, gate)
     factory = {
         (False, False): grpc.unary_unary_rpc_method_handler,
         (False, True): grpc.unary_stream_rpc_method_handler,
@@ -97,7 +109,9 @@ def _handler(method: MethodDescriptor, impl: object | None, limit: int) -> grpc.
     return factory(fn, request_deserializer=deserialize, response_serializer=serialize)
 
 
-def build_server(implementations: dict[str, object], max_request_bytes: int) -> grpc.aio.Server:
+def build_server(
+    implementations: dict[str, object], max_request_bytes: int, gate: Gate | None = None
+) -> grpc.aio.Server:
     """A server with every etcd service; `implementations` maps full service names to objects."""
     limit = max_request_bytes + GRPC_OVERHEAD_BYTES
     server = grpc.aio.server(
@@ -112,7 +126,7 @@ def build_server(implementations: dict[str, object], max_request_bytes: int) -> 
     handlers = []
     for service in ALL_SERVICES:
         impl = implementations.get(service.full_name)
-        methods = {m.name: _handler(m, impl, limit) for m in service.methods}
+        methods = {m.name: _handler(m, impl, limit, gate) for m in service.methods}
         handlers.append(grpc.method_handlers_generic_handler(service.full_name, methods))
     server.add_generic_rpc_handlers(handlers)
     return server

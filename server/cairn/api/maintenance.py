@@ -40,8 +40,7 @@ class MaintenanceService:
         # etcd reports the committed index here (not the last appended one).
         response.raftIndex = status.commit
         response.raftTerm = status.term
-        own = member.membership.get(member.identity.member_id)
-        response.isLearner = own is not None and own.isLearner
+        response.isLearner = member.is_learner
         member.fill_header(response.header)
         return response
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from cairn import __version__
 from cairn.api.grpc_server import build_server
+from cairn.api.learner import learner_gate
 from cairn.api.services import etcd_services
 from cairn.cli import fault_file
 from cairn.cli.config import ConfigError, ServeConfig
@@ -51,7 +52,9 @@ async def run(config: ServeConfig) -> int:
     addresses = [_bind_address(url) for url in config.listen_client_urls]
     member = await _start_member(config)
     server = build_server(
-        etcd_services(member, config.advertise_client_urls), config.member.max_request_bytes
+        etcd_services(member, config.advertise_client_urls),
+        config.member.max_request_bytes,
+        gate=learner_gate(member),
     )
     for address in addresses:
         try:

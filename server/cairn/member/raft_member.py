@@ -37,10 +37,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
 from cairn.errors import (
+    ErrLeaderChanged,
     ErrNoLeader,
     ErrRequestTooLarge,
     ErrStopped,
     ErrTimeout,
+    ErrTimeoutDueToConnectionLost,
+    ErrTimeoutDueToLeaderFail,
     ErrTimeoutLeaderTransfer,
     EtcdError,
 )
@@ -57,6 +60,7 @@ from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.store import MVCCStore
 from cairn.peer import ClusterInfo, PeerFaults, Transport
+from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
 from cairn.raft import (
@@ -156,6 +160,7 @@ class RaftMember:
         self._transfers = 0  # images being or having been received, to name their dirs
         self.term = 0
         self.leader = 0
+        self._leader_elected_at = float("-inf")  # loop time this member learned of its leader
         self._may_be_alone = True  # until the configuration at start is known
         # The commit index at start: entries up to it are replayed from the WAL.
         self._replay_to = 0
@@ -534,6 +539,8 @@ class RaftMember:
                     rd.soft_state.lead,
                     rd.soft_state.role.value,
                 )
+                if rd.soft_state.lead != 0:
+                    self._new_leader()
             self.leader = rd.soft_state.lead
         if rd.entries or rd.hard_state is not None:
             hard = rd.hard_state
@@ -566,6 +573,42 @@ class RaftMember:
             if future is not None and not future.done():
                 future.set_result(read.index)
         self.node.advance(rd)
+
+    def _new_leader(self) -> None:
+        """A new leader is known: reads waiting for the old one's ReadIndex never get it.
+
+        Raft drops pending ReadIndex requests when leadership moves, so they fail now with
+        etcd's `leader changed` (clients retry that at once) instead of after the timeout.
+        Proposals keep waiting: their entries may still commit under the new leader.
+        """
+        self._leader_elected_at = asyncio.get_running_loop().time()
+        for future in self._reads.values():
+            if not future.done():
+                future.set_exception(ErrLeaderChanged())
+        self._reads.clear()
+
+    def _timeout_error(self, started: float) -> EtcdError:
+        """The error etcd gives a request that timed out after starting at `started`.
+
+        Started up to two election timeouts before the current leader was elected: probably
+        lost with the previous leader. The leader (or, on the leader, a quorum) unreachable:
+        connection lost. Otherwise the plain timeout.
+        """
+        window = 2 * self.cluster.election_timeout_ms / 1000
+        if self._leader_elected_at - window < started < self._leader_elected_at:
+            return ErrTimeoutDueToLeaderFail()
+        own = self.identity.member_id
+        if self.leader == own:
+            voters = self.node.status().conf_state.voters
+            reached = sum(1 for v in voters if v == own or self._reaches(v))
+            if reached <= len(voters) // 2:
+                return ErrTimeoutDueToConnectionLost()
+        elif self.leader != 0 and not self._reaches(self.leader):
+            return ErrTimeoutDueToConnectionLost()
+        return ErrTimeout()
+
+    def _reaches(self, peer_id: int) -> bool:
+        return self.transport.peer_state(peer_id) is PeerState.ACTIVE
 
     def _apply(self, entries: list[Entry]) -> None:
         outcomes: list[tuple[int, Applied | EtcdError]] = []
@@ -665,7 +708,9 @@ class RaftMember:
         if self._stopping:
             raise ErrStopped()
         data = change.encode()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        future: asyncio.Future[None] = loop.create_future()
         self._conf_waiters[data] = future
         try:
             self.node.propose_conf_change(change)
@@ -677,7 +722,7 @@ class RaftMember:
             await asyncio.wait_for(future, self.cluster.request_timeout_s)
         except TimeoutError:
             self._conf_waiters.pop(data, None)
-            raise ErrTimeout() from None
+            raise self._timeout_error(started) from None
 
     async def move_leader(self, target: int) -> None:
         """Hand leadership to `target` and wait until this member sees it lead.
@@ -848,7 +893,9 @@ class RaftMember:
         data = request.SerializeToString()
         if len(data) > self.config.max_request_bytes:
             raise ErrRequestTooLarge()
-        future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        future: asyncio.Future[Applied] = loop.create_future()
         self._waiters[request.header.ID] = future
         try:
             self.node.propose(data)
@@ -860,7 +907,7 @@ class RaftMember:
             return await asyncio.wait_for(future, self.cluster.request_timeout_s)
         except TimeoutError:
             self._waiters.pop(request.header.ID, None)
-            raise ErrTimeout() from None
+            raise self._timeout_error(started) from None
 
     async def linearizable_barrier(self) -> None:
         """ReadIndex: wait until this member has applied everything committed when we asked."""
@@ -878,7 +925,10 @@ class RaftMember:
         if self.store.applied_index < index:
             applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._applied_waiters.append((index, applied))
-            await asyncio.wait_for(applied, self.cluster.request_timeout_s)
+            try:
+                await asyncio.wait_for(applied, self.cluster.request_timeout_s)
+            except TimeoutError:
+                raise ErrTimeout() from None
 
     async def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
         if not request.serializable:
@@ -894,6 +944,12 @@ class RaftMember:
     @property
     def is_leader(self) -> bool:
         return self.node.status().role is Role.LEADER
+
+    @property
+    def is_learner(self) -> bool:
+        """Whether the member table lists this member as a learner (cheap: a dict lookup)."""
+        own = self.membership.get(self.identity.member_id)
+        return own is not None and own.isLearner
 
     def fill_header(self, header: pb.ResponseHeader) -> None:
         header.cluster_id = self.identity.cluster_id
