@@ -195,3 +195,40 @@ def test_a_failing_wal_fails_the_waiting_requests_instead_of_hanging(tmp_path: P
         await member.stop()
 
     asyncio.run(main())
+
+
+def test_concurrent_linearizable_reads_share_one_read_index_round(tmp_path: Path) -> None:
+    async def body(member: RaftMember) -> int:
+        asked: list[bytes] = []
+        read_index = member.node.read_index
+        member.node.read_index = lambda ctx: (asked.append(ctx), read_index(ctx))[1]  # type: ignore[method-assign]
+        await asyncio.gather(*(member.linearizable_barrier() for _ in range(100)))
+        return len(asked)
+
+    assert with_member(config(tmp_path), body) == 1
+
+
+def test_a_read_arriving_during_a_round_waits_for_the_next_round(tmp_path: Path) -> None:
+    async def body(member: RaftMember) -> list[str]:
+        events: list[str] = []
+        read_index = member.node.read_index
+
+        def recording(ctx: bytes) -> None:
+            events.append("round")
+            read_index(ctx)
+
+        member.node.read_index = recording  # type: ignore[method-assign]
+
+        async def read(name: str) -> None:
+            await member.linearizable_barrier()
+            events.append(name)
+
+        first = asyncio.ensure_future(read("first"))
+        while not events:  # the first round is out
+            await asyncio.sleep(0)
+        await asyncio.gather(first, read("second"))
+        return events
+
+    events = with_member(config(tmp_path), body)
+    second_round = [i for i, e in enumerate(events) if e == "round"][1]  # type: ignore[arg-type]
+    assert events.count("round") == 2 and events.index("second") > second_round  # type: ignore[attr-defined]

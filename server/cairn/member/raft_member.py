@@ -110,6 +110,12 @@ class ClusterSettings:
     faults: PeerFaults | None = None
 
 
+def _retrieve_exception(future: asyncio.Future[None]) -> None:
+    """A round may fail after all its readers gave up; that is not an unhandled error."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _to_wal(entry: Entry) -> WALEntry:
     return WALEntry(
         index=entry.index,
@@ -147,6 +153,9 @@ class RaftMember:
         self._conf_waiters: dict[bytes, asyncio.Future[None]] = {}
         self.removed = False
         self._next_read = 0
+        # The ReadIndex round the next linearizable reads wait for, and the task running them.
+        self._next_round: asyncio.Future[None] | None = None
+        self._read_rounds: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -469,6 +478,8 @@ class RaftMember:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._fail_all(ErrStopped())
+        if self._read_rounds is not None:
+            self._read_rounds.cancel()
         await self._compactions.stop()
         await self.transport.stop()
         if self._wal_writer is not None:
@@ -487,6 +498,9 @@ class RaftMember:
             if not future.done():
                 future.set_exception(error)
         self._applied_waiters.clear()
+        if self._next_round is not None and not self._next_round.done():
+            self._next_round.set_exception(error)
+        self._next_round = None
         for conf in self._conf_waiters.values():
             if not conf.done():
                 conf.set_exception(error)
@@ -910,7 +924,40 @@ class RaftMember:
             raise self._timeout_error(started) from None
 
     async def linearizable_barrier(self) -> None:
-        """ReadIndex: wait until this member has applied everything committed when we asked."""
+        """Wait until this member has applied everything committed when the read arrived.
+
+        Reads share ReadIndex rounds, as etcd's read loop does: every read that arrives while
+        a round is out joins the next one (the round out may have taken its index before the
+        read arrived, so it cannot serve it). One Raft round trip thus serves any number of
+        concurrent reads, instead of one message to the leader per read.
+        """
+        if self._stopping:
+            raise ErrStopped()
+        loop = asyncio.get_running_loop()
+        if self._next_round is None:
+            self._next_round = loop.create_future()
+            self._next_round.add_done_callback(_retrieve_exception)
+            if self._read_rounds is None or self._read_rounds.done():
+                self._read_rounds = loop.create_task(self._run_read_rounds(), name="read-rounds")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._next_round), self.cluster.request_timeout_s)
+        except TimeoutError:
+            raise ErrTimeout() from None
+
+    async def _run_read_rounds(self) -> None:
+        while self._next_round is not None and not self._stopping:
+            current, self._next_round = self._next_round, None
+            try:
+                await self._read_index_round()
+            except EtcdError as error:
+                if not current.done():
+                    current.set_exception(error)
+            else:
+                if not current.done():
+                    current.set_result(None)
+
+    async def _read_index_round(self) -> None:
+        """One ReadIndex: ask, then wait until the returned index is applied here."""
         self._next_read += 1
         ctx = self._next_read.to_bytes(8, "big")
         read: asyncio.Future[int] = asyncio.get_running_loop().create_future()
