@@ -4,13 +4,15 @@ Handlers are built from the .proto descriptors rather than the generated add_*_t
 helpers, for three reasons: every service etcd has is registered (the ones not built yet answer
 UNIMPLEMENTED with a message that says so), errors are mapped to etcd's status codes in one
 place, the request size limit answers with the text etcd's gRPC server uses, and a gate
-(etcd's interceptor: a learner refuses most RPCs) sees every call before its handler.
+(etcd's interceptors: a learner refuses most RPCs and every stream) sees every call, unary or
+streaming, before its handler.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -53,9 +55,9 @@ async def _abort_with(context: grpc.aio.ServicerContext, error: EtcdError) -> No
 
 
 Gate = Callable[[str, object], None]
-"""Called with the full method name and the request of a unary call; raises EtcdError to
-refuse the call before its handler runs. (Streaming calls get one when the first streaming
-service is built: etcd's stream interceptor refuses every stream on a learner.)"""
+"""Called with the full method name and the request (None for a client stream: the gate runs
+before any message is read) of every call; raises EtcdError to refuse the call before its
+handler runs. etcd's stream interceptor does the same for streams (a learner refuses them)."""
 
 
 def _unary(
@@ -71,6 +73,53 @@ def _unary(
             if gate is not None:
                 gate(method, request)
             return await fn(request, context)
+        except EtcdError as error:
+            await _abort_with(context, error)
+
+    return handle
+
+
+class ErrStreamMessageTooLarge(EtcdError):
+    """A message on a client stream exceeded the limit (the unary path's text and code)."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
+async def _checked(requests: AsyncIterator[Any], limit: int) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, _TooLarge):
+            raise ErrStreamMessageTooLarge(
+                f"grpc: received message larger than max ({request.size} vs. {limit})"
+            )
+        yield request
+
+
+def _streaming(
+    fn: Callable[[Any, Any], Any], limit: int, method: str, gate: Gate | None, client_stream: bool
+) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    """Gate and error mapping for a streaming handler.
+
+    The handler may be an async generator of responses or a coroutine writing with
+    context.write(); either way an EtcdError it raises ends the stream with etcd's status.
+    """
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if client_stream:
+            request = _checked(request, limit)
+        elif isinstance(request, _TooLarge):
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"grpc: received message larger than max ({request.size} vs. {limit})",
+            )
+        try:
+            if gate is not None:
+                gate(method, None if client_stream else request)
+            result = fn(request, context)
+            if inspect.isawaitable(result):
+                await result
+                return
+            async for response in result:
+                yield response
         except EtcdError as error:
             await _abort_with(context, error)
 
@@ -100,6 +149,8 @@ def _handler(
         fn = _unimplemented(method.containing_service.name, method.name)
     elif streaming == (False, False):
         fn = _unary(fn, limit, full_name, gate)
+    else:
+        fn = _streaming(fn, limit, full_name, gate, method.client_streaming)
     factory = {
         (False, False): grpc.unary_unary_rpc_method_handler,
         (False, True): grpc.unary_stream_rpc_method_handler,

@@ -5,10 +5,16 @@ from __future__ import annotations
 from cairn.api.cluster import ClusterService
 from cairn.api.kv import KVService
 from cairn.api.maintenance import MaintenanceService
+from cairn.api.watch import DEFAULT_PROGRESS_NOTIFY_INTERVAL_S, WatchService
 from cairn.member.raft_member import RaftMember
 
 
-def etcd_services(member: RaftMember, advertise_client_urls: list[str]) -> dict[str, object]:
+def etcd_services(
+    member: RaftMember,
+    advertise_client_urls: list[str],
+    *,
+    watch_progress_notify_interval_s: float = DEFAULT_PROGRESS_NOTIFY_INTERVAL_S,
+) -> dict[str, object]:
     """The implemented services by full name; the rest answer UNIMPLEMENTED.
 
     The member also starts publishing its name and client URLs here: the client URLs are
@@ -20,4 +26,5 @@ def etcd_services(member: RaftMember, advertise_client_urls: list[str]) -> dict[
         "etcdserverpb.KV": KVService(member),
         "etcdserverpb.Cluster": ClusterService(member),
         "etcdserverpb.Maintenance": MaintenanceService(member),
+        "etcdserverpb.Watch": WatchService(member, watch_progress_notify_interval_s),
     }

@@ -59,6 +59,7 @@ from cairn.member.snapshot_meta import SnapshotMeta
 from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.store import MVCCStore
+from cairn.mvcc.watch import WatchHub
 from cairn.peer import ClusterInfo, PeerFaults, Transport
 from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
@@ -140,6 +141,7 @@ class RaftMember:
         self.backend: Backend
         self.store: MVCCStore
         self.applier: Applier
+        self.watches: WatchHub  # fed by _apply; streams of the Watch service read from it
         self.node: RawNode
         self.transport: Transport
         self._storage = MemoryStorage()
@@ -189,6 +191,7 @@ class RaftMember:
         self.backend = Backend(cfg.db_dir)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
+        self.watches = WatchHub(self.store)
         # --initial-cluster-state existing: this member was added with `member add` and joins
         # a running cluster; the table and the configuration come from the leader's log.
         joining = cfg.initial_cluster_state == "existing"
@@ -478,6 +481,7 @@ class RaftMember:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._fail_all(ErrStopped())
+        self.watches.close(ErrStopped())
         if self._read_rounds is not None:
             self._read_rounds.cancel()
         await self._compactions.stop()
@@ -655,6 +659,7 @@ class RaftMember:
             outcomes.append((request.header.ID, outcome))
         last = entries[-1].index
         self.store.flush(last)
+        self.watches.notify(o.changes for _, o in outcomes if isinstance(o, Applied))
         if self._replay_to:
             self._log_replay(entries[0].index, last)
         for request_id, outcome in outcomes:
@@ -848,6 +853,7 @@ class RaftMember:
         self.backend = Backend(cfg.db_dir)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
+        self.watches.swap(self.store)
         self.membership = Membership.open(
             self.store, cfg.initial_cluster, cfg.initial_cluster_token, seed=False
         )
