@@ -5,6 +5,11 @@ etcd when CAIRN_DIFF_TARGET=etcd) at the same time; after masking, exit code, st
 stderr must be equal. A step may capture a value from its stdout (a lease id, which etcd
 picks at random) under a name; later steps use it as `{{name}}` in args or stdin, and every
 output of that side shows it as `<name>`.
+
+Commands that run until killed (`etcdctl watch`) are steps too: `start(name, ...)` runs one
+in the background (with its stdin kept open for `feed(name, text)`, as `watch -i` reads its
+commands there), later steps write, and `stop(name)` waits until its output has been quiet
+for a moment, kills it and compares everything it printed, and its exit status.
 """
 
 from __future__ import annotations
@@ -13,11 +18,21 @@ import difflib
 import os
 import re
 import shlex
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from tests.support.etcdctl import Arg, CtlResult, OutputMasker, run_etcdctl
+from tests.support.etcdctl import (
+    Arg,
+    CtlResult,
+    OutputMasker,
+    decode,
+    run_etcdctl,
+    start_etcdctl,
+)
 from tests.support.servers import ServerKind, ServerProcess
 
 TARGET_ENV = "CAIRN_DIFF_TARGET"
@@ -39,11 +54,21 @@ class Step:
     args: tuple[Arg, ...]
     stdin: str | bytes | None = None
     capture: tuple[tuple[str, str], ...] = ()
+    # "run" (wait for exit), or for a background command "start", "feed" (write stdin) and
+    # "stop" (kill, then compare what it printed); `name` tells background commands apart.
+    kind: str = "run"
+    name: str = ""
 
     def describe(self) -> str:
         """The command line as a shell would show it; long arguments are abbreviated."""
+        if self.kind == "feed":
+            return f"[{self.name}] <<< {printable(_as_bytes(self.stdin or '')).strip()!r}"
+        if self.kind == "stop":
+            return f"[{self.name}] stop, then compare its output"
         shown = " ".join(_shorten(printable(a), len(_as_bytes(a))) for a in self.args)
         text = f"etcdctl {shown}"
+        if self.kind == "start":
+            return f"[{self.name}] {text} &"
         if self.stdin is not None:
             data = _as_bytes(self.stdin)
             preview = printable(data if len(data) <= 200 else data[:60] + b"...")
@@ -67,6 +92,64 @@ def ctl(
 ) -> Step:
     """Build a step: `ctl("get", "k", "-w", "json")`."""
     return Step(tuple(args), stdin, tuple((capture or {}).items()))
+
+
+def start(name: str, *args: Arg) -> Step:
+    """Run `etcdctl args...` in the background (until `stop(name)`); stdin stays open."""
+    return Step(tuple(args), kind="start", name=name)
+
+
+def feed(name: str, text: str) -> Step:
+    """Write `text` to the stdin of background command `name` (a `watch -i` command line)."""
+    return Step((), stdin=text, kind="feed", name=name)
+
+
+def stop(name: str) -> Step:
+    """Wait until `name` printed nothing for a while, kill it, compare its whole output."""
+    return Step((), kind="stop", name=name)
+
+
+# A background command is given this long to connect (and create its watch) before the next
+# step, and this long after a `feed`; it is stopped once its output has not grown for QUIET_S.
+START_SETTLE_S = 1.0
+FEED_SETTLE_S = 0.5
+QUIET_S = 0.7
+STOP_MAX_WAIT_S = 15.0
+
+
+@dataclass
+class Background:
+    """An etcdctl running in the background, printing into temporary files."""
+
+    proc: subprocess.Popen[bytes]
+    stdout: tempfile._TemporaryFileWrapper[bytes]
+    stderr: tempfile._TemporaryFileWrapper[bytes]
+
+    def size(self) -> int:
+        return os.path.getsize(self.stdout.name) + os.path.getsize(self.stderr.name)
+
+    def finish(self) -> tuple[int, str, str]:
+        """Wait for quiet output, then kill; (exit status, stdout, stderr)."""
+        deadline = time.monotonic() + STOP_MAX_WAIT_S
+        last, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            size = self.size()
+            if size != last:
+                last, quiet_since = size, time.monotonic()
+            elif time.monotonic() - quiet_since >= QUIET_S:
+                break
+            time.sleep(0.05)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        code = self.proc.wait()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        outputs = []
+        for handle in (self.stdout, self.stderr):
+            with open(handle.name, "rb") as f:
+                outputs.append(decode(f.read()))
+            handle.close()
+        return code, outputs[0], outputs[1]
 
 
 @dataclass(frozen=True)
@@ -113,6 +196,7 @@ class Side:
     server: ServerProcess
     masker: OutputMasker = field(default_factory=OutputMasker)
     variables: dict[str, str] = field(default_factory=dict)
+    background: dict[str, Background] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.masker.add_replacement(self.server.client_url, "<endpoint>")
@@ -134,6 +218,8 @@ class Side:
         except _Uncaptured as missing:
             # An earlier capture failed on this side (it differed there already): say so.
             return Outcome(-1, "", f"<not run: no {{{{{missing.name}}}}} was captured earlier>")
+        if step.kind != "run":
+            return self._background_step(step, args, stdin)
         result: CtlResult = run_etcdctl(self.server.client_url, args, stdin=stdin)
         for name, pattern in step.capture:
             found = re.search(pattern, result.stdout)
@@ -150,6 +236,35 @@ class Side:
             self.masker.mask_stdout(result.stdout),
             self.masker.mask_stderr(result.stderr),
         )
+
+    def _background_step(self, step: Step, args: list[Arg], stdin: str | bytes | None) -> Outcome:
+        if step.kind == "start":
+            out = tempfile.NamedTemporaryFile(prefix="etcdctl-out-")  # noqa: SIM115
+            err = tempfile.NamedTemporaryFile(prefix="etcdctl-err-")  # noqa: SIM115
+            proc = start_etcdctl(self.server.client_url, args, stdout=out, stderr=err)
+            self.background[step.name] = Background(proc, out, err)
+            time.sleep(START_SETTLE_S)
+            return Outcome(0, "", "")
+        running = self.background.get(step.name)
+        if running is None:
+            return Outcome(-1, "", f"<no background command {step.name!r}>")
+        if step.kind == "feed":
+            data = stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin
+            assert running.proc.stdin is not None
+            running.proc.stdin.write(data or b"")
+            running.proc.stdin.flush()
+            time.sleep(FEED_SETTLE_S)
+            return Outcome(0, "", "")
+        del self.background[step.name]
+        code, stdout, stderr = running.finish()
+        return Outcome(code, self.masker.mask_stdout(stdout), self.masker.mask_stderr(stderr))
+
+    def close(self) -> None:
+        """Kill background commands a scenario left running."""
+        for running in self.background.values():
+            running.proc.kill()
+            running.finish()
+        self.background.clear()
 
 
 class _Uncaptured(Exception):
@@ -169,13 +284,17 @@ class Mismatch:
 def run_scenario(scenario: Scenario, reference: Side, target: Side) -> list[Mismatch]:
     """Run every step on both sides (concurrently per step); return the steps that differ."""
     mismatches: list[Mismatch] = []
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for index, step in enumerate(scenario.steps, start=1):
-            ref_future = pool.submit(reference.run, step)
-            tgt_future = pool.submit(target.run, step)
-            ref, tgt = ref_future.result(), tgt_future.result()
-            if ref != tgt:
-                mismatches.append(Mismatch(index, step, ref, tgt))
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for index, step in enumerate(scenario.steps, start=1):
+                ref_future = pool.submit(reference.run, step)
+                tgt_future = pool.submit(target.run, step)
+                ref, tgt = ref_future.result(), tgt_future.result()
+                if ref != tgt:
+                    mismatches.append(Mismatch(index, step, ref, tgt))
+    finally:
+        reference.close()
+        target.close()
     return mismatches
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tests.differential.runner import Scenario, Step, ctl, scenario
+from tests.differential.runner import Scenario, Step, ctl, feed, scenario, start, stop
 
 FORMATS = ("simple", "json", "fields")
 SORT_TARGETS = ("CREATE", "KEY", "MODIFY", "VALUE", "VERSION")
@@ -594,6 +594,103 @@ EMPTY_KEY = scenario(
     ctl("get", "", "--prefix", "-w", "json"),
 )
 
+# -- watch -------------------------------------------------------------------------------------
+# A watch runs in the background while later steps write; `stop` compares all it printed.
+
+WATCH_KEY = scenario(
+    "watch_a_key_prints_its_live_events_in_order",
+    ctl("put", "k", "0"),  # rev 2: before the watch, not shown
+    start("simple", "watch", "k"),
+    start("json", "watch", "k", "-w", "json"),
+    ctl("put", "k", "1"),  # rev 3
+    ctl("put", "other", "x"),  # rev 4: another key
+    ctl("del", "k"),  # rev 5
+    ctl("put", "k", "2"),  # rev 6
+    ctl("txn", stdin=txn([], ["put k 3", "put other y"], [])),  # rev 7
+    stop("simple"),
+    stop("json"),
+)
+
+WATCH_PREFIX = scenario(
+    "watch_a_prefix_or_a_range_sees_every_key_in_it_and_a_txn_in_one_response",
+    start("prefix", "watch", "--prefix", "a/"),
+    start("range", "watch", "a/b", "a/d", "-w", "json"),
+    start("all", "watch", "--prefix", ""),
+    ctl("put", "a/a", "1"),  # rev 2
+    ctl("put", "b", "1"),  # rev 3
+    ctl("txn", stdin=txn([], ["put a/b 2", "put a/c 3", "put a/d 4", "put b 5"], [])),  # rev 4
+    ctl("del", "--prefix", "a/"),  # rev 5: four deletes in one revision
+    ctl("put", "a", "no slash"),  # rev 6
+    stop("prefix"),
+    stop("range"),
+    stop("all"),
+)
+
+WATCH_REV = scenario(
+    "watch_from_a_past_revision_replays_history_then_goes_live",
+    ctl("put", "k", "1"),  # rev 2
+    ctl("put", "k", "2"),  # rev 3
+    ctl("del", "k"),  # rev 4
+    ctl("put", "j", "x"),  # rev 5
+    ctl("put", "k", "3"),  # rev 6
+    start("from3", "watch", "k", "--rev", "3"),
+    start("from1", "watch", "--prefix", "", "--rev", "1", "-w", "json"),
+    start("future", "watch", "k", "--rev", "8"),
+    ctl("put", "k", "4"),  # rev 7: live
+    ctl("put", "k", "5"),  # rev 8: the first the future watch shows
+    stop("from3"),
+    stop("from1"),
+    stop("future"),
+)
+
+WATCH_PREV_KV = scenario(
+    "watch_prev_kv_prints_the_value_before_each_event",
+    ctl("put", "k", "old"),  # rev 2
+    start("simple", "watch", "k", "--prev-kv"),
+    start("json", "watch", "--prefix", "k", "--prev-kv", "-w", "json"),
+    ctl("put", "k", "new"),  # rev 3
+    ctl("put", "k2", "first"),  # rev 4: no previous value
+    ctl("del", "k"),  # rev 5
+    stop("simple"),
+    stop("json"),
+    start("replay", "watch", "k", "--prev-kv", "--rev", "2"),
+    stop("replay"),
+)
+
+WATCH_COMPACTED = scenario(
+    "watch_from_a_compacted_revision_is_cancelled_with_the_compact_revision",
+    ctl("put", "k", "1"),  # rev 2
+    ctl("put", "k", "2"),  # rev 3
+    ctl("put", "k", "3"),  # rev 4
+    ctl("put", "k", "4"),  # rev 5
+    ctl("compact", "4"),
+    # etcd: the client sees the cancel and exits on its own ("watch is canceled by the server")
+    ctl("watch", "k", "--rev", "2"),
+    ctl("watch", "k", "--rev", "3", "-w", "json"),
+    # the compaction revision itself is still watchable
+    start("at", "watch", "k", "--rev", "4"),
+    ctl("put", "k", "5"),  # rev 6
+    stop("at"),
+)
+
+WATCH_INTERACTIVE = scenario(
+    "watch_interactive_creates_watches_and_requests_progress_from_stdin",
+    ctl("put", "k", "0"),  # rev 2
+    start("i", "watch", "-i"),
+    feed("i", "watch k\n"),
+    ctl("put", "k", "1"),  # rev 3
+    feed("i", "progress\n"),
+    feed("i", "nonsense\n"),
+    feed("i", "\n"),
+    feed("i", "watch\n"),
+    ctl("put", "k", "2"),  # rev 4
+    stop("i"),
+    start("j", "watch", "-i", "-w", "json"),
+    feed("j", "watch --prefix p --prev-kv --rev 2\n"),
+    ctl("put", "p1", "x"),  # rev 5
+    stop("j"),
+)
+
 SCENARIOS: tuple[Scenario, ...] = (
     PUT_BASICS,
     PUT_PREV_KV,
@@ -621,4 +718,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     ODD_KEYS,
     LONG_KEYS,
     EMPTY_KEY,
+    WATCH_KEY,
+    WATCH_PREFIX,
+    WATCH_REV,
+    WATCH_PREV_KV,
+    WATCH_COMPACTED,
+    WATCH_INTERACTIVE,
 )

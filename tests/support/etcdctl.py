@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 
 # etcdctl's exit codes (ctlv3/command/error.go): facts the tests assert on.
 EXIT_SUCCESS = 0
@@ -83,6 +84,23 @@ def run_etcdctl(
         check=False,
     )
     return CtlResult(tuple(args), proc.returncode, decode(proc.stdout), decode(proc.stderr))
+
+
+def start_etcdctl(
+    endpoint: str, args: Sequence[Arg], *, stdout: IO[bytes], stderr: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """Start `etcdctl --endpoints <endpoint> <args...>` in the background (e.g. `watch`).
+
+    Its stdin is a pipe the caller writes to (`watch -i` reads commands there) and must keep
+    open: etcdctl's interactive watch exits with an error at the end of its input.
+    """
+    binary = etcdctl_path()
+    if binary is None:
+        raise FileNotFoundError("etcdctl is not installed (Debian package etcd-client)")
+    argv: list[Arg] = [binary, f"--endpoints={endpoint}", *args]
+    return subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=stdout, stderr=stderr, env=_clean_env()
+    )
 
 
 # Header fields that legitimately differ between two servers. Only non-zero values are masked:
