@@ -8,9 +8,13 @@ import json
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 from tests.cluster.processes import ClusterProcess, ProcessCluster, free_port
 from tests.support.etcdctl import etcdctl_path, run_etcdctl
+
+from cairn.proto import rpc_pb2 as pb
+from cairn.proto import rpc_pb2_grpc
 
 pytestmark = [
     pytest.mark.slow,
@@ -124,3 +128,21 @@ def test_a_learner_serves_serializable_reads_and_status_and_refuses_the_rest(
             result = run_etcdctl(m4.client_endpoint, refused)
             assert result.returncode != 0, refused
             assert "etcdserver: rpc not supported for learner" in result.stderr, refused
+
+
+def test_a_learner_refuses_a_watch_stream_before_reading_it(tmp_path: Path) -> None:
+    """etcd's stream interceptor refuses every stream on a learner (Unavailable, so clients
+    move on to another endpoint); etcdctl would retry that forever, so a gRPC client asks."""
+    with ProcessCluster(tmp_path) as cluster:
+        ctl(cluster.endpoints(), "put", "k", "1")
+        m4, _ = join_learner(cluster, tmp_path)
+        assert "1" in until_ok(m4.client_endpoint, "get", "k", "--consistency=s")
+        with grpc.insecure_channel(m4.client_endpoint) as channel:
+            watch = rpc_pb2_grpc.WatchStub(channel).Watch(
+                iter([pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"k"))]),
+                timeout=10,
+            )
+            with pytest.raises(grpc.RpcError) as refused:
+                next(watch)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert refused.value.details() == "etcdserver: rpc not supported for learner"
