@@ -115,3 +115,26 @@ def test_snapshot_catchup_entries_from_config_file(tmp_path: Path) -> None:
 def test_negative_snapshot_catchup_entries_is_refused() -> None:
     with pytest.raises(ConfigError, match="experimental-snapshot-catchup-entries"):
         parse(["--experimental-snapshot-catchup-entries=-1"], environ={})
+
+
+def test_watch_progress_notify_interval_defaults_to_etcds_ten_minutes() -> None:
+    assert parse([], environ={}).watch_progress_notify_interval_s == 600.0
+
+
+def test_watch_progress_notify_interval_takes_a_go_duration() -> None:
+    config = parse(["--experimental-watch-progress-notify-interval=1m30.5s"], environ={})
+    assert config.watch_progress_notify_interval_s == pytest.approx(90.5)
+    environ = {"ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL": "250ms"}
+    assert parse([], environ=environ).watch_progress_notify_interval_s == pytest.approx(0.25)
+
+
+def test_watch_progress_notify_interval_in_a_config_file_is_nanoseconds(tmp_path: Path) -> None:
+    path = tmp_path / "etcd.yml"
+    path.write_text("experimental-watch-progress-notify-interval: 2000000000\n")
+    config = parse(["--config-file", str(path)], environ={})
+    assert config.watch_progress_notify_interval_s == pytest.approx(2.0)
+
+
+def test_a_malformed_watch_progress_notify_interval_is_refused() -> None:
+    with pytest.raises(ConfigError, match="experimental-watch-progress-notify-interval"):
+        parse(["--experimental-watch-progress-notify-interval=10x"], environ={})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -33,6 +34,24 @@ DEFAULT_INITIAL_CLUSTER = f"{DEFAULT_NAME}={DEFAULT_PEER_URL}"
 
 class ConfigError(Exception):
     """A configuration an operator must fix; the message says what and where."""
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(raw: str, flag: str) -> float:
+    """A Go duration ("10m", "1m30s", "250ms") in seconds, as etcd's duration flags take.
+
+    A bare integer is nanoseconds: etcd's YAML config file holds durations that way.
+    """
+    text = raw.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text) * 1e-9
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ConfigError(f"invalid value {raw!r} for --{flag}: want a duration like 10m0s")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,12 @@ FLAGS: list[Flag] = [
         1000,
         "time (ms) for an election to time out (used once Raft lands)",
     ),
+    Flag(
+        "experimental-watch-progress-notify-interval",
+        str,
+        "10m0s",
+        "duration of periodic watch progress notifications (Go duration, e.g. 10m0s)",
+    ),
     Flag("log-level", str, "info", "debug, info, warn, error, panic or fatal"),
     Flag("logger", str, "zap", "accepted for etcd compatibility; cairn logs plain text lines"),
     Flag(
@@ -137,6 +162,7 @@ class ServeConfig:
     heartbeat_interval_ms: int = 100
     election_timeout_ms: int = 1000
     snapshot_catch_up_entries: int = DEFAULT_SNAPSHOT_CATCH_UP_ENTRIES
+    watch_progress_notify_interval_s: float = 600.0
     test_faults_file: str = ""
     """TEST-ONLY: --experimental-test-faults-file; empty means no fault injection at all."""
 
@@ -294,6 +320,10 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         heartbeat_interval_ms=int(_get(values, "heartbeat-interval")),  # type: ignore[call-overload]
         election_timeout_ms=int(_get(values, "election-timeout")),  # type: ignore[call-overload]
         snapshot_catch_up_entries=catch_up,
+        watch_progress_notify_interval_s=parse_duration(
+            str(_get(values, "experimental-watch-progress-notify-interval")),
+            "experimental-watch-progress-notify-interval",
+        ),
         test_faults_file=str(_get(values, "experimental-test-faults-file")),
     )
 

@@ -52,7 +52,11 @@ async def run(config: ServeConfig) -> int:
     addresses = [_bind_address(url) for url in config.listen_client_urls]
     member = await _start_member(config)
     server = build_server(
-        etcd_services(member, config.advertise_client_urls),
+        etcd_services(
+            member,
+            config.advertise_client_urls,
+            watch_progress_notify_interval_s=config.watch_progress_notify_interval_s,
+        ),
         config.member.max_request_bytes,
         gate=learner_gate(member),
     )
