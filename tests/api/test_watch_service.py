@@ -184,3 +184,26 @@ def test_fragments_leave_small_or_single_event_responses_whole() -> None:
         True,
         False,
     )
+
+
+def test_a_client_that_stops_reading_does_not_stall_writes_and_later_gets_everything(
+    tmp_path: Path,
+) -> None:
+    async def body(member: RaftMember, client: Client) -> None:
+        client.create(b"s/", range_end=b"s0")
+        await client.next()
+        fell_behind = False
+        revisions = []
+        for i in range(1000):  # nobody reads the watch meanwhile: gRPC and the sink fill up
+            put = await client.kv.Put(
+                pb.PutRequest(key=b"s/%d" % (i % 7), value=b"%04d" % i * 5000), timeout=5
+            )
+            revisions.append(put.header.revision)
+            fell_behind = fell_behind or member.watches.counts()[1] > 0
+        assert fell_behind, "the watcher never had to catch up: the test proves nothing"
+        seen: list[int] = []
+        while len(seen) < len(revisions):
+            seen += [e.kv.mod_revision for e in (await client.next()).events]
+        assert seen == revisions
+
+    serve(tmp_path, body)

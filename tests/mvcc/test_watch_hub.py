@@ -186,6 +186,20 @@ def test_catch_up_reads_bounded_chunks_that_end_at_a_revision_boundary(tmp_path:
         kv.close()
 
 
+def test_catch_up_chunks_are_bounded_in_bytes_too(tmp_path: Path) -> None:
+    kv = WatchedKV(tmp_path / "db", catch_up_bytes=25_000)
+    try:
+        for i in range(10):
+            kv.put(b"big", b"%d" % i * 10_000)  # revs 2..11, 10-20 kB each
+        w = kv.watch(b"big", start=2)
+        catch_up(kv)
+        items = drain(w.sink)
+        assert [len(i.events) for i in items] == [3, 3, 3, 1]  # type: ignore[attr-defined]
+        assert [r for r, _, _ in flat(items)] == list(range(2, 12))
+    finally:
+        kv.close()
+
+
 def test_catch_up_racing_with_writes_hands_over_without_gap_or_duplicate(tmp_path: Path) -> None:
     kv = WatchedKV(tmp_path / "db", catch_up_records=5)
     rng = random.Random(7)

@@ -43,8 +43,11 @@ log = logging.getLogger("cairn.mvcc.watch")
 
 # etcd's buffer of responses per watch stream; beyond it a watcher falls back to the store.
 SINK_CAPACITY = 128
-# History records read per step of a catch-up (the step is finished at a revision boundary).
+# History read per step of a catch-up: at most this many records or bytes, finished at a
+# revision boundary. etcd bounds its batches by revisions only (1000); the byte bound keeps a
+# catch-up response under the 4 MiB most gRPC clients accept by default (clientv3 accepts any).
 CATCH_UP_RECORDS = 1000
+CATCH_UP_BYTES = 1024 * 1024
 # How long the catch-up task waits before looking again at watchers whose stream was full.
 RETRY_INTERVAL_S = 0.1
 
@@ -186,9 +189,16 @@ def _group(watcher: Watcher) -> tuple[bytes, bytes | None]:
 class WatchHub:
     """Every watcher of one member, and the task that catches unsynced ones up."""
 
-    def __init__(self, store: MVCCStore, *, catch_up_records: int = CATCH_UP_RECORDS) -> None:
+    def __init__(
+        self,
+        store: MVCCStore,
+        *,
+        catch_up_records: int = CATCH_UP_RECORDS,
+        catch_up_bytes: int = CATCH_UP_BYTES,
+    ) -> None:
         self.store = store
         self.catch_up_records = catch_up_records
+        self.catch_up_bytes = catch_up_bytes
         # Synced watchers grouped by what they watch: single keys by key (a dict lookup per
         # event), ranges by (key, end); a thousand watchers of one prefix are one group.
         self._keys: dict[bytes, set[Watcher]] = {}
@@ -439,7 +449,7 @@ class WatchHub:
         return progressed
 
     def _read_history(self, low: int, current: int, compacted: int) -> tuple[int, list[Event]]:
-        """Events of revisions low.. (at most a chunk, whole revisions), and the last one read.
+        """Events of revisions low.. (a bounded chunk of whole revisions), and the last one read.
 
         A delete at the compaction revision itself is dropped: compaction removes that
         tombstone from the history, so whether it is still there is a race with the deleter.
@@ -448,12 +458,14 @@ class WatchHub:
         stop = HISTORY + Revision(current + 1).to_bytes()
         events: list[Event] = []
         last = low - 1
-        count = 0
+        count = size = 0
         for raw_key, record in self.store.backend.db.iterator(start=start, stop=stop):
             rev = Revision.from_bytes(raw_key[len(HISTORY) :])
-            if count >= self.catch_up_records and rev.main != last:
+            full = count >= self.catch_up_records or size >= self.catch_up_bytes
+            if full and rev.main != last:
                 return last, events
             count += 1
+            size += len(record)
             last = rev.main
             kv = KeyValue.FromString(record[1:])
             if record[:1] == RECORD_TOMBSTONE:
