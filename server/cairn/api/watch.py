@@ -19,7 +19,10 @@ follows its last. Response contents follow etcd 3.4:
   as etcd counts it) is split into several, each as large as fits, all but the last flagged
   `fragment`.
 - a stream opened with the `hasleader` metadata (clientv3's WithRequireLeader, which etcdctl
-  uses) is refused with `no leader` on a member that knows no leader.
+  uses) is refused with `no leader` on a member that knows no leader, and ends with that error
+  once the member has known no leader for 3 election timeouts in a row (a client then moves
+  to a member that is in touch with the cluster; etcd is slow to do it on purpose, as
+  reconnecting costs more than waiting out a brief election).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from cairn.mvcc.watch import SinkClosed, Watcher, WatchEvents, WatchSink
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.kv_pb2 import Event
 
+# etcd ends a require-leader stream after this many election timeouts without a leader.
+NO_LEADER_TIMEOUTS = 3
 # etcd: --experimental-watch-progress-notify-interval defaults to 10 minutes.
 DEFAULT_PROGRESS_NOTIFY_INTERVAL_S = 600.0
 AUTO_WATCH_ID = 0
@@ -68,9 +73,10 @@ class WatchService:
     async def Watch(
         self, requests: AsyncIterator[pb.WatchRequest], context: Any
     ) -> AsyncIterator[pb.WatchResponse]:
-        if _requires_leader(context) and self._member.leader == 0:
+        require_leader = _requires_leader(context)
+        if require_leader and self._member.leader == 0:
             raise ErrNoLeader()
-        stream = WatchStream(self._member, self.progress_notify_interval_s)
+        stream = WatchStream(self._member, self.progress_notify_interval_s, require_leader)
         async for response in stream.run(requests):
             yield response
 
@@ -85,8 +91,11 @@ def _requires_leader(context: Any) -> bool:
 class WatchStream:
     """The state of one Watch stream: its watchers by ID and its outgoing sink."""
 
-    def __init__(self, member: RaftMember, progress_interval_s: float) -> None:
+    def __init__(
+        self, member: RaftMember, progress_interval_s: float, require_leader: bool = False
+    ) -> None:
         self._member = member
+        self._require_leader = require_leader
         self._hub = member.watches
         self._sink = WatchSink()
         # Watchers by ID, until the client cancels them (a compacted one too: its ID stays
@@ -103,6 +112,8 @@ class WatchStream:
         tasks = [loop.create_task(self._read(requests), name="watch-requests")]
         if self._progress_interval_s > 0:
             tasks.append(loop.create_task(self._progress_ticks(), name="watch-progress"))
+        if self._require_leader:
+            tasks.append(loop.create_task(self._monitor_leader(), name="watch-leader"))
         try:
             while True:
                 try:
@@ -183,6 +194,14 @@ class WatchStream:
             return  # etcd answers nothing for an unknown ID
         self._hub.cancel(watcher)
         self._sink.put_control(self._response(watch_id, self._hub.revision, canceled=True))
+
+    async def _monitor_leader(self) -> None:
+        interval = self._member.cluster.election_timeout_ms / 1000
+        without = 0
+        while without < NO_LEADER_TIMEOUTS:
+            await asyncio.sleep(interval)
+            without = without + 1 if self._member.leader == 0 else 0
+        self._sink.put_control(_Failure(ErrNoLeader()))
 
     async def _progress_ticks(self) -> None:
         interval = self._progress_interval_s * (1 + random.random() / 10)
