@@ -18,9 +18,10 @@ import pytest
 
 from cairn.api.grpc_server import build_server
 from cairn.api.services import etcd_services
-from cairn.api.watch import WatchService, fragments
+from cairn.api.watch import WatchService, coalesce, fragments
 from cairn.member.config import MemberConfig
 from cairn.member.raft_member import ClusterSettings, RaftMember
+from cairn.mvcc.watch import Watcher, WatchEvents, WatchSink
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto import rpc_pb2_grpc
 from cairn.proto.kv_pb2 import Event, KeyValue
@@ -207,3 +208,37 @@ def test_a_client_that_stops_reading_does_not_stall_writes_and_later_gets_everyt
         assert seen == revisions
 
     serve(tmp_path, body)
+
+
+def _delivery(watcher: Watcher, rev: int, size: int = 1) -> WatchEvents:
+    kv = KeyValue(key=b"k", value=b"v" * size, mod_revision=rev)
+    return WatchEvents(watcher, [Event(type=Event.PUT, kv=kv)], rev)
+
+
+def _watcher(watch_id: int) -> Watcher:
+    return Watcher(watch_id, b"k", None, 1, WatchSink())
+
+
+def test_coalesce_merges_a_backlog_per_watcher_in_revision_order() -> None:
+    a, b = _watcher(1), _watcher(2)
+    out = list(coalesce([_delivery(a, 5), _delivery(b, 5), _delivery(a, 6), _delivery(b, 6)]))
+    assert [(d.watcher, [e.kv.mod_revision for e in d.events], d.revision) for d in out] == [  # type: ignore[attr-defined]
+        (a, [5, 6], 6),
+        (b, [5, 6], 6),
+    ]
+
+
+def test_coalesce_keeps_control_responses_behind_what_was_queued_before_them() -> None:
+    a = _watcher(1)
+    cancel = pb.WatchResponse(watch_id=1, canceled=True)
+    compacted = WatchEvents(a, [], 0, compact_revision=4)
+    progress = WatchEvents(a, [], 9)
+    batch: list[object] = [_delivery(a, 5), cancel, _delivery(a, 6), compacted, progress]
+    assert list(coalesce(batch)) == batch
+
+
+def test_coalesce_starts_a_new_response_past_the_size_bound() -> None:
+    a = _watcher(1)
+    big = 600 * 1024
+    out = list(coalesce([_delivery(a, 5, big), _delivery(a, 6, big), _delivery(a, 7, 10)]))
+    assert [[e.kv.mod_revision for e in d.events] for d in out] == [[5], [6, 7]]  # type: ignore[attr-defined]

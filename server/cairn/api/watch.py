@@ -47,6 +47,10 @@ DEFAULT_PROGRESS_NOTIFY_INTERVAL_S = 600.0
 AUTO_WATCH_ID = 0
 INVALID_WATCH_ID = -1
 ERR_DUPLICATE_WATCH_ID = "mvcc: duplicate watch ID provided on the WatchStream"
+# Queued responses taken (and coalesced per watcher) at once by a stream's sender, and the
+# most event bytes one coalesced response carries (under gRPC clients' default 4 MiB limit).
+MAX_BATCH = 4096
+MAX_COALESCED_BYTES = 1024 * 1024
 
 _NOPUT = pb.WatchCreateRequest.NOPUT
 _NODELETE = pb.WatchCreateRequest.NODELETE
@@ -117,16 +121,25 @@ class WatchStream:
         try:
             while True:
                 try:
-                    item = await self._sink.get()
+                    batch = [await self._sink.get()]
                 except SinkClosed as closed:
                     raise closed.error from None
-                if isinstance(item, _Failure):
-                    raise item.error
-                if isinstance(item, WatchEvents):
-                    for response in self._render(item):
-                        yield response
-                else:
-                    yield item  # type: ignore[misc]
+                closed_with: EtcdError | None = None
+                try:
+                    while len(batch) < MAX_BATCH and (more := self._sink.get_nowait()) is not None:
+                        batch.append(more)
+                except SinkClosed as closed:
+                    closed_with = closed.error
+                for item in coalesce(batch):
+                    if isinstance(item, _Failure):
+                        raise item.error
+                    if isinstance(item, WatchEvents):
+                        for response in self._render(item):
+                            yield response
+                    else:
+                        yield item  # type: ignore[misc]
+                if closed_with is not None:
+                    raise closed_with
         finally:
             for task in tasks:
                 task.cancel()
@@ -244,6 +257,45 @@ class WatchStream:
             yield from fragments(response, self._limit)
         else:
             yield response
+
+
+def coalesce(batch: list[object]) -> Iterator[object]:
+    """Merge the queued event deliveries of each watcher into one, keeping every other item
+    in its place.
+
+    gRPC sends one message of a stream at a time and waits for each; when a stream falls
+    behind (100 watchers on it, 100 revisions a second), sending every revision to every
+    watcher separately only lets the queue grow. What is queued at once goes out as one
+    response per watcher with all its events in revision order, the header at the newest
+    revision: etcd does the same for watchers it had to put aside (its victims). A stream
+    that keeps up never has two deliveries for one watcher queued, so nothing changes there.
+    Control responses, compaction cancels and progress notifications are never merged and
+    stay behind every delivery queued before them.
+    """
+    merged: dict[Watcher, WatchEvents] = {}
+    sizes: dict[Watcher, int] = {}  # bytes of events held, once a second delivery arrives
+    for item in batch:
+        if isinstance(item, WatchEvents) and item.events and not item.compact_revision:
+            held = merged.get(item.watcher)
+            if held is not None:
+                size = sizes.get(item.watcher)
+                if size is None:
+                    size = sum(e.ByteSize() for e in held.events)
+                size += sum(e.ByteSize() for e in item.events)
+                if size <= MAX_COALESCED_BYTES:
+                    held.events.extend(item.events)
+                    held.revision = item.revision
+                    sizes[item.watcher] = size
+                    continue
+                yield merged.pop(item.watcher)  # full: it goes now, a new one starts
+                sizes.pop(item.watcher, None)
+            merged[item.watcher] = WatchEvents(item.watcher, list(item.events), item.revision)
+            continue
+        yield from merged.values()
+        merged.clear()
+        sizes.clear()
+        yield item
+    yield from merged.values()
 
 
 def _field_size(event: Event) -> int:

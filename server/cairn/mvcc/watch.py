@@ -41,7 +41,9 @@ from cairn.proto.kv_pb2 import Event, KeyValue
 
 log = logging.getLogger("cairn.mvcc.watch")
 
-# etcd's buffer of responses per watch stream; beyond it a watcher falls back to the store.
+# Event responses a stream may hold for one watcher (etcd buffers 128 per stream, drained by a
+# goroutine of its own; here the sender shares the event loop, so a burst for 100 watchers of
+# one stream must not overflow a shared bound). Beyond it the watcher falls back to the store.
 SINK_CAPACITY = 128
 # History read per step of a catch-up: at most this many records or bytes, finished at a
 # revision boundary. etcd bounds its batches by revisions only (1000); the byte bound keeps a
@@ -79,31 +81,32 @@ class WatchEvents:
 class WatchSink:
     """The outgoing responses of one watch stream, in order.
 
-    Event deliveries are bounded (`offer` refuses when `capacity` are waiting): the hub must
-    never block on a slow client. Control responses (created, canceled, progress replies)
-    always fit, so they never get lost; they are rare and the client causes each one.
+    Event deliveries are bounded (`offer` refuses when `capacity` are waiting for the same
+    watcher): the hub must never block on a slow client. Control responses (created,
+    canceled, progress replies) always fit, so they never get lost; they are rare and the
+    client causes each one.
     """
 
     def __init__(self, capacity: int = SINK_CAPACITY) -> None:
         self.capacity = capacity
         self._items: list[object] = []
         self._head = 0
-        self._bounded = 0
+        self._pending: dict[Watcher, int] = {}  # event responses queued per watcher
         self._ready = asyncio.Event()
         self._closed: EtcdError | None = None
         # Called when a full sink has room again (the hub wakes its catch-up task).
         self.on_space: list[Callable[[], None]] = []
 
-    @property
-    def full(self) -> bool:
-        return self._bounded >= self.capacity
+    def full_for(self, watcher: Watcher) -> bool:
+        return self._pending.get(watcher, 0) >= self.capacity
 
     def offer(self, item: WatchEvents) -> bool:
-        """Queue an event delivery unless the sink is full or closed."""
-        if self._closed is not None or self.full:
+        """Queue an event delivery unless the watcher's share is full or the sink closed."""
+        pending = self._pending.get(item.watcher, 0)
+        if self._closed is not None or pending >= self.capacity:
             return False
         self._items.append(item)
-        self._bounded += 1
+        self._pending[item.watcher] = pending + 1
         self._ready.set()
         return True
 
@@ -132,9 +135,10 @@ class WatchSink:
                 del self._items[: self._head]
                 self._head = 0
             if isinstance(item, WatchEvents):
-                was_full = self.full
-                self._bounded -= 1
-                if was_full:
+                pending = self._pending.pop(item.watcher)
+                if pending > 1:
+                    self._pending[item.watcher] = pending - 1
+                if pending == self.capacity:
                     for callback in list(self.on_space):
                         callback()
             return item
@@ -414,7 +418,7 @@ class WatchHub:
         progressed = False
         ready: list[Watcher] = []
         for watcher in list(self._unsynced):
-            if watcher.sink.full:
+            if watcher.sink.full_for(watcher):
                 continue
             if watcher.next_rev < compacted:
                 # etcd: the compaction revision, then the watch is cancelled (it may be
@@ -435,10 +439,27 @@ class WatchHub:
             return progressed
         low = min(w.next_rev for w in ready)
         upto, events = self._read_history(low, current, compacted)
+        # Watchers of the same range from the same revision with the same options see the
+        # same events: a thousand watchers of one prefix cost one filtering, not a thousand.
+        shapes: dict[tuple[bytes, bytes | None, int, bool, bool, bool], list[Event]] = {}
         for watcher in ready:
-            wanted = [e for e in events if e.kv.mod_revision >= watcher.next_rev]
-            wanted = [e for e in wanted if watcher.covers(e.kv.key)]
-            shaped = self._shape(watcher, wanted) if wanted else []
+            shape = (
+                watcher.key,
+                watcher.end,
+                watcher.next_rev,
+                watcher.no_put,
+                watcher.no_delete,
+                watcher.prev_kv,
+            )
+            shaped = shapes.get(shape)  # type: ignore[assignment]
+            if shaped is None:
+                wanted = [
+                    e
+                    for e in events
+                    if e.kv.mod_revision >= watcher.next_rev and watcher.covers(e.kv.key)
+                ]
+                shaped = self._shape(watcher, wanted) if wanted else []
+                shapes[shape] = shaped
             if shaped and not watcher.sink.offer(WatchEvents(watcher, shaped, current)):
                 continue  # full: this chunk is read again later
             watcher.next_rev = max(watcher.next_rev, upto + 1)
