@@ -152,6 +152,7 @@ class RaftMember:
         self._wal_writer: WALWriter | None = None
         self._request_ids: RequestIDs
         self._waiters: dict[int, asyncio.Future[Applied]] = {}
+        self._proposed_at: dict[int, float] = {}  # loop time of each waiting proposal
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
         # Conf changes proposed here, by their encoded entry data, until applied.
@@ -519,6 +520,8 @@ class RaftMember:
             await asyncio.sleep(interval)
             self.node.tick()
             self._wake.set()
+            if self._proposed_at:
+                self._expire_proposals()
 
     def _on_peer_message(self, from_id: int, payload: bytes) -> None:
         try:
@@ -912,21 +915,38 @@ class RaftMember:
         data = request.SerializeToString()
         if len(data) > self.config.max_request_bytes:
             raise ErrRequestTooLarge()
+        request_id = request.header.ID
         loop = asyncio.get_running_loop()
-        started = loop.time()
         future: asyncio.Future[Applied] = loop.create_future()
-        self._waiters[request.header.ID] = future
+        self._waiters[request_id] = future
         try:
             self.node.propose(data)
         except ProposalDropped:
-            del self._waiters[request.header.ID]
+            del self._waiters[request_id]
             raise ErrNoLeader() from None
+        # No timer per request: the tick sweeps proposals older than the request timeout.
+        self._proposed_at[request_id] = loop.time()
         self._wake.set()
         try:
-            return await asyncio.wait_for(future, self.cluster.request_timeout_s)
-        except TimeoutError:
-            self._waiters.pop(request.header.ID, None)
-            raise self._timeout_error(started) from None
+            return await future
+        finally:
+            self._waiters.pop(request_id, None)
+            self._proposed_at.pop(request_id, None)
+
+    def _expire_proposals(self) -> None:
+        """Fail the proposals still waiting after the request timeout (oldest first: IDs
+        grow, and dicts keep insertion order)."""
+        deadline = asyncio.get_running_loop().time() - self.cluster.request_timeout_s
+        expired = []
+        for request_id, started in self._proposed_at.items():
+            if started > deadline:
+                break
+            expired.append((request_id, started))
+        for request_id, started in expired:
+            del self._proposed_at[request_id]
+            future = self._waiters.pop(request_id, None)
+            if future is not None and not future.done():
+                future.set_exception(self._timeout_error(started))
 
     async def linearizable_barrier(self) -> None:
         """Wait until this member has applied everything committed when the read arrived.
