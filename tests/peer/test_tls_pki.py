@@ -10,13 +10,19 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import grpc
 import pytest
 from tests.peer.harness import CLUSTER_ID, FAST, Node, stop_all, wait_until
 
 from cairn import pki
 from cairn.peer import PeerState, Transport
-from cairn.pki.tls import PEER_FLAGS, ReloadingServerCredentials, TLSFiles, channel_credentials
+from cairn.peer.credentials import ChannelCredentialsSource
+from cairn.pki.tls import (
+    PEER_FLAGS,
+    ReloadingChannelCredentials,
+    ReloadingServerCredentials,
+    TLSFiles,
+    channel_credentials,
+)
 
 
 @pytest.fixture
@@ -33,7 +39,7 @@ def peer_files(layout: pki.Layout, name: str) -> TLSFiles:
     return TLSFiles(str(cert), str(key), str(layout.peer_ca[0]), client_cert_auth=True)
 
 
-async def start(member_id: int, served: TLSFiles, dialled_with: grpc.ChannelCredentials) -> Node:
+async def start(member_id: int, served: TLSFiles, dialled_with: ChannelCredentialsSource) -> Node:
     node = Node(member_id, None)  # type: ignore[arg-type]
     node.transport = Transport(
         member_id,
@@ -100,3 +106,43 @@ def test_a_members_client_port_certificate_is_refused_on_the_peer_port(
 ) -> None:
     member = _refused(layout, *layout.member_server("m2"))
     assert member.received == []
+
+
+def test_a_rotated_peer_certificate_is_presented_on_the_next_connection(
+    layout: pki.Layout,
+) -> None:
+    m1_files = peer_files(layout, "m1")
+    cert, key = layout.member_peer("m1")
+    admin_cert, admin_key = layout.client("admin")
+
+    async def main() -> tuple[list[bytes], PeerState | None]:
+        one = await start(1, peer_files(layout, "m1"), ReloadingChannelCredentials(m1_files))
+        two = await start(
+            2, peer_files(layout, "m2"), channel_credentials(peer_files(layout, "m2"))
+        )
+        port = two.url.rsplit(":", 1)[1]
+        try:
+            one.transport.add_peer(2, [two.url])
+            one.transport.send(2, b"before")
+            await wait_until(lambda: two.payloads_from(1) == [b"before"])
+            # m1's files now hold a client-CA pair: m2 must refuse m1's next connection...
+            cert.write_bytes(admin_cert.read_bytes())
+            key.write_bytes(admin_key.read_bytes())
+            one.transport.update_peer(2, [f"https://localhost:{port}"])  # forces a new dial
+            await wait_until(lambda: one.transport.peer_state(2) is PeerState.DOWN)
+            one.transport.send(2, b"refused")
+            # ...and accept the one after a valid peer certificate is put back.
+            pki.issue_member(layout.root, "m1", ["localhost"], ["127.0.0.1"], force=True)
+            one.transport.update_peer(2, [two.url])
+            await wait_until(lambda: one.transport.peer_state(2) is PeerState.ACTIVE)
+            one.transport.send(2, b"after")
+            await wait_until(lambda: b"after" in two.payloads_from(1))
+            state = one.transport.peer_state(2)
+        finally:
+            await stop_all([one, two])
+        return two.payloads_from(1), state
+
+    delivered, state = asyncio.run(main())
+    assert b"refused" not in delivered
+    assert delivered[0] == b"before" and delivered[-1] == b"after"
+    assert state is PeerState.ACTIVE

@@ -10,7 +10,12 @@ import pytest
 from cryptography import x509
 
 from cairn import pki
-from cairn.pki.tls import ReloadingServerCredentials, TLSFiles, certificate_expiry
+from cairn.pki.tls import (
+    ReloadingChannelCredentials,
+    ReloadingServerCredentials,
+    TLSFiles,
+    certificate_expiry,
+)
 
 
 def not_after(path: Path) -> float:
@@ -103,3 +108,13 @@ def test_a_key_of_another_certificate_is_refused(layout: pki.Layout) -> None:
     other_key = layout.member_peer("m1")[1]
     with pytest.raises(pki.PKIError, match="does not match"):
         ReloadingServerCredentials(TLSFiles(str(cert), str(other_key)))
+
+
+def test_channel_credentials_are_rebuilt_only_after_the_files_change(layout: pki.Layout) -> None:
+    cert, key = layout.member_peer("m1")
+    source = ReloadingChannelCredentials(TLSFiles(str(cert), str(key), str(layout.peer_ca[0])))
+    first = source()
+    assert source() is first
+    pki.issue_member(layout.root, "m1", [], ["127.0.0.1"], force=True)
+    assert source() is not first
+    assert source.reloads == 1

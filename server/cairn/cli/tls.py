@@ -22,10 +22,10 @@ import grpc
 from cairn.cli.config import ConfigError, ServeConfig
 from cairn.pki import (
     PKIError,
+    ReloadingChannelCredentials,
     ReloadingServerCredentials,
     TLSFiles,
     certificate_expiry,
-    channel_credentials,
 )
 from cairn.pki.tls import CLIENT_FLAGS, PEER_FLAGS
 
@@ -93,7 +93,7 @@ def add_client_port(
 
 def peer_credentials(
     config: ServeConfig,
-) -> tuple[grpc.ServerCredentials | None, grpc.ChannelCredentials | None]:
+) -> tuple[grpc.ServerCredentials | None, ReloadingChannelCredentials | None]:
     """Server and channel credentials for https peer URLs; (None, None) for http ones."""
     urls = config.listen_peer_urls
     if not _check(config.peer_tls, urls, PEER_FLAGS, "peer"):
@@ -105,7 +105,7 @@ def peer_credentials(
         )
     try:
         server = ReloadingServerCredentials(config.peer_tls, PEER_FLAGS)
-        channel = channel_credentials(config.peer_tls, PEER_FLAGS)
+        channel = ReloadingChannelCredentials(config.peer_tls, PEER_FLAGS)
     except PKIError as error:
         raise ConfigError(str(error)) from None
     log.info(

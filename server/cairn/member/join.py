@@ -17,10 +17,9 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import grpc
-
 from cairn.member.identity import Identity
 from cairn.peer import ClusterInfo, ClusterInfoUnavailable, MemberInfo, fetch_cluster_info
+from cairn.peer.credentials import ChannelCredentialsSource
 from cairn.peer.lookup import LOOKUP_TIMEOUT
 from cairn.proto import rpc_pb2 as pb
 
@@ -79,7 +78,7 @@ async def lookup(
     name: str,
     initial_cluster: dict[str, list[str]],
     timeout: float = LOOKUP_TIMEOUT,
-    credentials: grpc.ChannelCredentials | None = None,
+    credentials: ChannelCredentialsSource | None = None,
 ) -> Joined:
     """Ask the other members for the table (first answer wins) and find this member in it.
 

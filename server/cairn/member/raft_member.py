@@ -62,6 +62,7 @@ from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.store import MVCCStore
 from cairn.peer import ClusterInfo, PeerFaults, Transport
+from cairn.peer.credentials import ChannelCredentialsSource
 from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
@@ -117,7 +118,7 @@ class ClusterSettings:
     faults: PeerFaults | None = None
     # Peer TLS (--peer-cert-file ...): None for http:// peer URLs, else https:// is required.
     peer_server_credentials: grpc.ServerCredentials | None = None
-    peer_channel_credentials: grpc.ChannelCredentials | None = None
+    peer_channel_credentials: ChannelCredentialsSource | None = None
 
 
 def _retrieve_exception(future: asyncio.Future[None]) -> None:

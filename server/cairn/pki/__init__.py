@@ -7,6 +7,7 @@ call into it.
 from cairn.pki.certs import KeySpec, KeyType, PKIError, Validity
 from cairn.pki.store import Layout, init, issue_client, issue_member
 from cairn.pki.tls import (
+    ReloadingChannelCredentials,
     ReloadingServerCredentials,
     TLSFiles,
     certificate_expiry,
@@ -18,6 +19,7 @@ __all__ = [
     "KeyType",
     "Layout",
     "PKIError",
+    "ReloadingChannelCredentials",
     "ReloadingServerCredentials",
     "TLSFiles",
     "Validity",

@@ -149,12 +149,48 @@ def channel_credentials(
     files: TLSFiles, flags: tuple[str, str, str] = PEER_FLAGS
 ) -> grpc.ChannelCredentials:
     """Credentials a member dials its peers with: the peer CA as roots, its peer pair as client."""
-    material = _load(files, flags)
+    return _channel(_load(files, flags))
+
+
+def _channel(material: _Material) -> grpc.ChannelCredentials:
     return grpc.ssl_channel_credentials(
         root_certificates=material.roots,
         private_key=material.key,
         certificate_chain=material.chain,
     )
+
+
+class ReloadingChannelCredentials:
+    """Peer channel credentials that follow the files: call it before each dial.
+
+    gRPC fixes channel credentials when they are made, so a member with a rotated peer
+    certificate would keep presenting the old one on every reconnect until it expired. The
+    peer transport asks this callable each time it opens a connection instead.
+    """
+
+    def __init__(self, files: TLSFiles, flags: tuple[str, str, str] = PEER_FLAGS) -> None:
+        self.files = files
+        self._flags = flags
+        self._paths = [p for p in (files.cert_file, files.key_file, files.trusted_ca_file) if p]
+        self._current = _channel(_load(files, flags))
+        self._loaded = _signature(self._paths)
+        self.reloads = 0
+
+    def __call__(self) -> grpc.ChannelCredentials:
+        try:
+            signature = _signature(self._paths)
+            if signature != self._loaded:
+                self._current = _channel(_load(self.files, self._flags))
+                self._loaded = signature
+                self.reloads += 1
+                log.info(
+                    "reloaded peer TLS certificate %s for new connections", self.files.cert_file
+                )
+        except (OSError, PKIError) as error:
+            log.warning(
+                "peer TLS files changed but cannot be loaded yet (%s); keeping the old", error
+            )
+        return self._current
 
 
 def certificate_expiry(paths: Iterable[str]) -> dict[str, float]:
