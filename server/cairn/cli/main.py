@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--dir", default=".cluster", help="where the members keep their data")
     dev.add_argument("--client-port", type=int, default=2379)
     dev.add_argument("--members", type=int, default=3, help="1, 3 or 5 members")
+    dev.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS on client and peer ports, certificates from `cairn pki` in DIR/pki",
+    )
     dev.set_defaults(func=_dev)
 
     pki = commands.add_parser("pki", help="create CAs and issue certificates (TLS)")
