@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -118,3 +119,14 @@ def test_channel_credentials_are_rebuilt_only_after_the_files_change(layout: pki
     pki.issue_member(layout.root, "m1", [], ["127.0.0.1"], force=True)
     assert source() is not first
     assert source.reloads == 1
+
+
+def test_a_broken_rotation_is_logged_once_not_per_handshake(
+    layout: pki.Layout, caplog: pytest.LogCaptureFixture
+) -> None:
+    credentials = ReloadingServerCredentials(server_files(layout))
+    layout.member_server("m1")[0].write_text("half-written")
+    with caplog.at_level(logging.WARNING, logger="cairn.tls"):
+        for _ in range(5):
+            assert credentials._fetch() is None
+    assert len([r for r in caplog.records if "cannot be loaded" in r.message]) == 1

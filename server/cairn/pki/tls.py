@@ -111,6 +111,7 @@ class ReloadingServerCredentials:
         self._loaded = _signature(self._paths)
         self.reloads = 0
         """How many times new material was handed to gRPC (for tests and logs)."""
+        self._failed = ""
         self.credentials = grpc.dynamic_ssl_server_credentials(
             self._configuration(initial),
             self._fetch,
@@ -131,8 +132,11 @@ class ReloadingServerCredentials:
                 return None
             material = _load(self.files, self._flags)
         except (OSError, PKIError) as error:
-            # Mid-rotation or a bad file: keep serving the pair that worked, say so once per try.
-            log.warning("TLS files changed but cannot be loaded yet (%s); keeping the old", error)
+            # Mid-rotation or a bad file: keep serving the pair that worked. Said once per
+            # distinct problem, not once per handshake.
+            if str(error) != self._failed:
+                self._failed = str(error)
+                log.warning("TLS files changed but cannot be loaded (%s); keeping the old", error)
             return None
         except Exception:  # gRPC swallows a failing fetcher; never let it go silent
             log.exception("TLS reload failed; keeping the old certificate")
