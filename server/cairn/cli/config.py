@@ -147,15 +147,15 @@ class ServeConfig:
     advertise_client_urls: list[str]
     listen_peer_urls: list[str]
     initial_advertise_peer_urls: list[str]
+    client_tls: TLSFiles = field(default_factory=TLSFiles)
+    """--cert-file, --key-file, --trusted-ca-file, --client-cert-auth (client port)."""
+    peer_tls: TLSFiles = field(default_factory=TLSFiles)
+    """--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth."""
     log_level: str = "info"
     log_outputs: list[str] = field(default_factory=lambda: ["default"])
     heartbeat_interval_ms: int = 100
     election_timeout_ms: int = 1000
     snapshot_catch_up_entries: int = DEFAULT_SNAPSHOT_CATCH_UP_ENTRIES
-    client_tls: TLSFiles = field(default_factory=TLSFiles)
-    """--cert-file, --key-file, --trusted-ca-file, --client-cert-auth (client port)."""
-    peer_tls: TLSFiles = field(default_factory=TLSFiles)
-    """--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth."""
     test_faults_file: str = ""
     """TEST-ONLY: --experimental-test-faults-file; empty means no fault injection at all."""
 
@@ -356,13 +356,13 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         ),
         listen_peer_urls=split_urls(str(_get(values, "listen-peer-urls")), "listen-peer-urls"),
         initial_advertise_peer_urls=advertise_peers,
+        client_tls=_tls_files(values, ""),
+        peer_tls=_tls_files(values, "peer-"),
         log_level=log_level,
         log_outputs=[o.strip() for o in str(_get(values, "log-outputs")).split(",") if o.strip()],
         heartbeat_interval_ms=int(_get(values, "heartbeat-interval")),  # type: ignore[call-overload]
         election_timeout_ms=int(_get(values, "election-timeout")),  # type: ignore[call-overload]
         snapshot_catch_up_entries=catch_up,
-        client_tls=_tls_files(values, ""),
-        peer_tls=_tls_files(values, "peer-"),
         test_faults_file=str(_get(values, "experimental-test-faults-file")),
     )
 
