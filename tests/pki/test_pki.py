@@ -241,3 +241,11 @@ def test_cli_refusal_exits_1_with_the_reason(
     assert main(["pki", "init", "--dir", d]) == 0
     assert main(["pki", "init", "--dir", d]) == 1
     assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_a_leaf_never_outlives_its_ca(tmp_path: Path) -> None:
+    pki.init(tmp_path, days=30)
+    pki.issue_client(tmp_path, "admin", validity=pki.Validity.days_from_now(365))
+    layout = pki.Layout(tmp_path)
+    client, ca = cert(layout.client("admin")[0]), cert(layout.client_ca[0])
+    assert client.not_valid_after_utc == ca.not_valid_after_utc

@@ -151,6 +151,8 @@ def issue(
     """A leaf certificate for ``common_name`` signed by ``ca``, with the given EKUs and SANs."""
     key = (spec or KeySpec()).generate()
     public = key.public_key()
+    # A certificate outliving its CA would only fail later and more confusingly: cut it there.
+    not_after = min(validity.not_after, ca.certificate.not_valid_after_utc)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
@@ -158,7 +160,7 @@ def issue(
         .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(validity.not_before)
-        .not_valid_after(validity.not_after)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(key, ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
