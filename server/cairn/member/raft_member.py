@@ -36,6 +36,8 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
+import grpc
+
 from cairn.errors import (
     ErrLeaderChanged,
     ErrNoLeader,
@@ -60,6 +62,7 @@ from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.store import MVCCStore
 from cairn.peer import ClusterInfo, PeerFaults, Transport
+from cairn.peer.credentials import ChannelCredentialsSource
 from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
@@ -113,6 +116,9 @@ class ClusterSettings:
     read_round_min_gap_s: float = 0.004
     # Test-only: lets a test cut and heal this member's links to peers (None in production).
     faults: PeerFaults | None = None
+    # Peer TLS (--peer-cert-file ...): None for http:// peer URLs, else https:// is required.
+    peer_server_credentials: grpc.ServerCredentials | None = None
+    peer_channel_credentials: ChannelCredentialsSource | None = None
 
 
 def _retrieve_exception(future: asyncio.Future[None]) -> None:
@@ -289,7 +295,9 @@ class RaftMember:
         if not joining or WAL.exists(cfg.wal_dir) or cfg.name not in cfg.initial_cluster:
             return  # nothing to ask; open() reads the WAL or reports the missing name
         try:
-            joined = await join.lookup(cfg.name, cfg.initial_cluster)
+            joined = await join.lookup(
+                cfg.name, cfg.initial_cluster, credentials=self.cluster.peer_channel_credentials
+            )
         except join.JoinError as error:
             raise RaftMemberError(str(error)) from None
         self._joined = joined.identity
@@ -428,6 +436,8 @@ class RaftMember:
             on_snapshot=self._on_snapshot,
             faults=self.cluster.faults,
             cluster_info=self._cluster_info,
+            server_credentials=self.cluster.peer_server_credentials,
+            channel_credentials=self.cluster.peer_channel_credentials,
         )
         await self.transport.start(self.cluster.listen_peer_urls)
         # The stored table is the truth once there is one (members added or removed since

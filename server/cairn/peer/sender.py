@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 
+from cairn.peer.credentials import ChannelCredentialsSource, current
 from cairn.peer.handshake import LocalIdentity, format_id
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.options import TransportOptions
@@ -91,7 +92,7 @@ class PeerSender:
         metrics: PeerMetrics,
         options: TransportOptions,
         on_unreachable: Callable[[int], None] | None = None,
-        channel_credentials: grpc.ChannelCredentials | None = None,
+        channel_credentials: ChannelCredentialsSource | None = None,
     ) -> None:
         if not urls:
             raise ValueError(f"peer {format_id(peer_id)} needs at least one URL")
@@ -250,8 +251,9 @@ class PeerSender:
 
     def _open_channel(self, url: PeerURL) -> grpc.aio.Channel:
         options = channel_options(self._options)
-        if self._credentials is not None:
-            return grpc.aio.secure_channel(url.target, self._credentials, options=options)
+        credentials = current(self._credentials)
+        if credentials is not None:
+            return grpc.aio.secure_channel(url.target, credentials, options=options)
         return grpc.aio.insecure_channel(url.target, options=options)
 
     async def _connect(self, url: PeerURL) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
+from cairn.peer.credentials import ChannelCredentialsSource
 from cairn.peer.faults import PeerFaults
 from cairn.peer.handshake import LocalIdentity, format_id
 from cairn.peer.lookup import ClusterInfoSource
@@ -35,7 +36,9 @@ class Transport:
     ``on_unreachable(peer_id)`` is called when a message to a known peer is dropped or its
     stream fails, so the member can tell Raft (``report_unreachable``) to stop pipelining to it.
     Credentials are optional: without them peers talk plaintext over ``http://`` URLs; with them
-    (mutual TLS against the peer CA) only ``https://`` URLs are accepted. ``on_snapshot``
+    (mutual TLS against the peer CA) only ``https://`` URLs are accepted; channel credentials
+    may be a callable, asked at every dial, so a rotated peer certificate is used from the next
+    connection on. ``on_snapshot``
     takes snapshots other members stream here (see :mod:`cairn.peer.snapshot`); without it
     they are refused. ``cluster_info`` answers a joining member's ``Members`` call (see
     :mod:`cairn.peer.lookup`); without it that call is refused. ``faults`` is for cluster
@@ -50,7 +53,7 @@ class Transport:
         *,
         on_unreachable: Callable[[int], None] | None = None,
         server_credentials: grpc.ServerCredentials | None = None,
-        channel_credentials: grpc.ChannelCredentials | None = None,
+        channel_credentials: ChannelCredentialsSource | None = None,
         options: TransportOptions | None = None,
         faults: PeerFaults | None = None,
         on_snapshot: SnapshotHandler | None = None,
