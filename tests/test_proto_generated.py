@@ -414,6 +414,18 @@ WIRE_CASES: list[tuple[str, Message, str]] = [
         internal_pb2.InternalRequest(put=rpc_pb2.PutRequest(key=b"k")),
         "22 03 0a 01 6b",
     ),
+    (
+        "InternalRequest.lease_grant=8",
+        internal_pb2.InternalRequest(lease_grant=rpc_pb2.LeaseGrantRequest(TTL=5, ID=7)),
+        "42 04 08 05 10 07",
+    ),
+    (
+        "InternalRequest.lease_revoke=9",
+        internal_pb2.InternalRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=7)),
+        "4a 02 08 07",
+    ),
+    # The lease record in LevelDB: renumbering it would make stored leases unreadable.
+    ("LeaseRecord ID=1, TTL=2", internal_pb2.LeaseRecord(ID=7, TTL=600), "08 07 10 d8 04"),
 ]
 
 
@@ -470,13 +482,15 @@ def test_oneofs(message: type[Message], oneof: str, members: list[str]) -> None:
 
 
 def test_internal_request_oneof_numbers() -> None:
-    """cairn's log entry keeps etcd's internal field numbers (4-7, and 1301 for publish)."""
+    """cairn's log entry keeps etcd's internal field numbers (4-9, and 1301 for publish)."""
     fields = internal_pb2.InternalRequest.DESCRIPTOR.oneofs_by_name["request"].fields
     assert [(f.name, f.number) for f in fields] == [
         ("put", 4),
         ("delete_range", 5),
         ("txn", 6),
         ("compaction", 7),
+        ("lease_grant", 8),
+        ("lease_revoke", 9),
         ("member_attributes", 1301),
     ]
 
