@@ -54,6 +54,7 @@ from cairn.member.applier import Applied, Applier
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
 from cairn.member.identity import Identity, member_id
+from cairn.member.lessor import Lessor
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
@@ -276,6 +277,14 @@ class RaftMember:
             )
         )
         self._request_ids = RequestIDs(self.identity.member_id)
+        c = self.cluster
+        self.lessor = Lessor(
+            self,
+            self.identity.member_id,
+            c.heartbeat_interval_ms,
+            c.election_timeout_ms,
+            c.request_timeout_s,
+        )
         self._take_image_at_restart()
 
     # Set by resolve_identity() for a first start with --initial-cluster-state existing.
@@ -449,6 +458,7 @@ class RaftMember:
         self._tasks = [
             loop.create_task(self._run(), name="cairn-raft-ready"),
             loop.create_task(self._tick(), name="cairn-raft-tick"),
+            loop.create_task(self.lessor.run(), name="cairn-lessor"),
         ]
         self._tasks[0].add_done_callback(self._on_loop_done)
         self._campaign_if_alone()
@@ -664,6 +674,8 @@ class RaftMember:
                     waiter.set_result(None)
                 continue
             if not entry.data:
+                if entry.term == self.term and self.is_leader:
+                    self.lessor.promote()  # our own first entry: every earlier one is applied
                 continue  # a new leader's empty entry
             request = InternalRequest.FromString(entry.data)
             try:
