@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cairn.api.cluster import ClusterService
 from cairn.api.kv import KVService
+from cairn.api.lease import LeaseService
 from cairn.api.maintenance import MaintenanceService
 from cairn.member.raft_member import RaftMember
 
@@ -18,6 +19,7 @@ def etcd_services(member: RaftMember, advertise_client_urls: list[str]) -> dict[
     member.publish(advertise_client_urls)
     return {
         "etcdserverpb.KV": KVService(member),
+        "etcdserverpb.Lease": LeaseService(member),
         "etcdserverpb.Cluster": ClusterService(member),
         "etcdserverpb.Maintenance": MaintenanceService(member),
     }
