@@ -63,6 +63,11 @@ def test_keep_alive_sent_to_a_follower_keeps_a_lease_alive_past_its_ttl(tmp_path
         follower = next(m for m in cluster.running() if m is not leader)
         lease = grant(follower, 2)
         ctl(follower, "put", "k", "v", "--lease", lease)
+        # TimeToLive asked of the follower is answered from the leader's clock.
+        shown = ctl(follower, "lease", "timetolive", lease, "--keys")
+        assert re.search(
+            r"granted with TTL\(2s\), remaining\([12]s\), attached keys\(\[k\]\)", shown
+        )
         binary = etcdctl_path()
         assert binary is not None
         keeper = subprocess.Popen(
