@@ -113,7 +113,7 @@ class Lessor:
         now = self._clock()
         self.primary = True
         table = self._leases()
-        self._deadlines = {lease.id: now + self._extend + lease.ttl for lease in table.all()}
+        self._deadlines = {lease.id: now + self._extend + lease.ttl for lease in table.unordered()}
         self._seen = (table, table.generation)
         if len(self._deadlines) >= SPREAD_FROM_LEASES:
             self._spread()
@@ -146,7 +146,7 @@ class Lessor:
         if self._seen[0] is table and self._seen[1] == table.generation:
             return
         self._seen = (table, table.generation)
-        for lease in table.all():
+        for lease in table.unordered():
             if lease.id not in self._deadlines:
                 self._deadlines[lease.id] = now + lease.ttl
         for lease_id in [i for i in self._deadlines if not table.exists(i)]:
@@ -247,7 +247,10 @@ class Lessor:
         try:
             while True:
                 await asyncio.sleep(CHECK_INTERVAL_S)
-                self.check()
+                try:
+                    self.check()
+                except Exception:  # a bug here must not stop expiry for good
+                    log.exception("lessor: expiry check failed")
         finally:
             for task in list(self._tasks):
                 task.cancel()
