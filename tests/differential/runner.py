@@ -39,15 +39,11 @@ class Step:
     args: tuple[Arg, ...]
     stdin: str | bytes | None = None
     capture: tuple[tuple[str, str], ...] = ()
-    # For commands that run until stopped: SIGTERM after this many seconds (None: run to end).
-    run_for: float | None = None
 
     def describe(self) -> str:
         """The command line as a shell would show it; long arguments are abbreviated."""
         shown = " ".join(_shorten(printable(a), len(_as_bytes(a))) for a in self.args)
         text = f"etcdctl {shown}"
-        if self.run_for is not None:
-            text += f"  (stopped after {self.run_for:g}s)"
         if self.stdin is not None:
             data = _as_bytes(self.stdin)
             preview = printable(data if len(data) <= 200 else data[:60] + b"...")
@@ -67,13 +63,10 @@ def _shorten(arg: str, size: int) -> str:
 
 
 def ctl(
-    *args: Arg,
-    stdin: str | bytes | None = None,
-    capture: dict[str, str] | None = None,
-    run_for: float | None = None,
+    *args: Arg, stdin: str | bytes | None = None, capture: dict[str, str] | None = None
 ) -> Step:
-    """Build a step: `ctl("get", "k", "-w", "json")`; `run_for=2` stops etcdctl after 2 s."""
-    return Step(tuple(args), stdin, tuple((capture or {}).items()), run_for)
+    """Build a step: `ctl("get", "k", "-w", "json")`."""
+    return Step(tuple(args), stdin, tuple((capture or {}).items()))
 
 
 @dataclass(frozen=True)
@@ -141,9 +134,7 @@ class Side:
         except _Uncaptured as missing:
             # An earlier capture failed on this side (it differed there already): say so.
             return Outcome(-1, "", f"<not run: no {{{{{missing.name}}}}} was captured earlier>")
-        result: CtlResult = run_etcdctl(
-            self.server.client_url, args, stdin=stdin, run_for=step.run_for
-        )
+        result: CtlResult = run_etcdctl(self.server.client_url, args, stdin=stdin)
         for name, pattern in step.capture:
             found = re.search(pattern, result.stdout)
             if found is None:

@@ -63,22 +63,17 @@ def run_etcdctl(
     stdin: str | bytes | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     extra_global_flags: Sequence[str] = (),
-    run_for: float | None = None,
 ) -> CtlResult:
     """Run `etcdctl --endpoints <endpoint> <args...>` with ETCDCTL_API=3.
 
     stdin defaults to empty input (never the terminal), so commands that fall back to reading
-    a value from stdin behave the same way every time. `run_for` is for commands that run
-    until stopped (`lease keep-alive`): after that many seconds etcdctl gets SIGTERM, and the
-    result is what it printed until then (returncode -15 if it was still running).
+    a value from stdin behave the same way every time.
     """
     binary = etcdctl_path()
     if binary is None:
         raise FileNotFoundError("etcdctl is not installed (Debian package etcd-client)")
     data = stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin
     argv: list[Arg] = [binary, f"--endpoints={endpoint}", *extra_global_flags, *args]
-    if run_for is not None:
-        return _run_then_stop(argv, data, run_for, timeout, tuple(args))
     proc = subprocess.run(
         argv,
         input=data if data is not None else b"",
@@ -88,25 +83,6 @@ def run_etcdctl(
         check=False,
     )
     return CtlResult(tuple(args), proc.returncode, decode(proc.stdout), decode(proc.stderr))
-
-
-def _run_then_stop(
-    argv: list[Arg], data: bytes | None, run_for: float, timeout: float, args: tuple[Arg, ...]
-) -> CtlResult:
-    """Let etcdctl run for `run_for` seconds, then stop it with SIGTERM and collect output."""
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_clean_env(),
-    )
-    try:
-        out, err = proc.communicate(input=data or b"", timeout=run_for)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        out, err = proc.communicate(timeout=timeout)
-    return CtlResult(args, proc.returncode, decode(out), decode(err))
 
 
 # Header fields that legitimately differ between two servers. Only non-zero values are masked:
