@@ -22,6 +22,7 @@ from cairn.proto import (
     generate,
     internal_pb2,
     kv_pb2,
+    peer_pb2,
     rpc_pb2,
     rpc_pb2_grpc,
     v3election_pb2,
@@ -426,6 +427,27 @@ WIRE_CASES: list[tuple[str, Message, str]] = [
     ),
     # The lease record in LevelDB: renumbering it would make stored leases unreadable.
     ("LeaseRecord ID=1, TTL=2", internal_pb2.LeaseRecord(ID=7, TTL=600), "08 07 10 d8 04"),
+    # Lease requests a follower forwards to the leader: members of different versions must agree.
+    (
+        "LeaseForward keep_alive=1",
+        internal_pb2.LeaseForward(keep_alive=rpc_pb2.LeaseKeepAliveRequest(ID=5)),
+        "0a 02 08 05",
+    ),
+    (
+        "LeaseForward time_to_live=2",
+        internal_pb2.LeaseForward(time_to_live=rpc_pb2.LeaseTimeToLiveRequest(ID=5, keys=True)),
+        "12 04 08 05 10 01",
+    ),
+    (
+        "LeaseForwardAnswer error=3 (code=1, message=2)",
+        internal_pb2.LeaseForwardAnswer(error=internal_pb2.ForwardedError(code="X", message="m")),
+        "1a 06 0a 01 58 12 01 6d",
+    ),
+    (
+        "peer ForwardRequest hello=1, payload=2",
+        peer_pb2.ForwardRequest(hello=peer_pb2.PeerHello(cluster_id=1), payload=b"p"),
+        "0a 02 08 01 12 01 70",
+    ),
 ]
 
 

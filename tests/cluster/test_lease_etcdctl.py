@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from tests.cluster.processes import ClusterProcess, ProcessCluster
-from tests.support.etcdctl import etcdctl_path, run_etcdctl
+from tests.support.etcdctl import EXIT_SUCCESS, etcdctl_path, run_etcdctl
+from tests.support.tls import CTL_TIMEOUTS, build_pki
 
 pytestmark = [
     pytest.mark.slow,
@@ -120,3 +121,29 @@ def test_leases_survive_the_kill_9_of_every_member(tmp_path: Path) -> None:
         assert lease in ctl(leader, "lease", "list")
         ctl(leader, "lease", "revoke", lease)
         until_gone(cluster.running(), "k", timeout=5.0)
+
+
+def test_keep_alive_through_a_follower_reaches_the_leader_over_peer_tls(tmp_path: Path) -> None:
+    """With TLS on both ports (client certificates required), a follower forwards keep-alives
+    and TimeToLive over the mutually authenticated peer transport."""
+    certs = build_pki(tmp_path, members=("m1", "m2", "m3"))
+    flags = (*certs.ctl_flags(), *CTL_TIMEOUTS)
+    (tmp_path / "cluster").mkdir()
+    with ProcessCluster(
+        tmp_path / "cluster", tls_args=certs.server_flags, ctl_flags=flags
+    ) as cluster:
+        leader = cluster.wait_for_leader()
+        follower = next(m for m in cluster.running() if m is not leader)
+
+        def secured(*args: str) -> str:
+            result = run_etcdctl(follower.client_endpoint, list(args), extra_global_flags=flags)
+            assert result.returncode == EXIT_SUCCESS, result
+            return result.stdout
+
+        found = _GRANTED.search(secured("lease", "grant", "60"))
+        assert found is not None
+        lease = found.group(1)
+        assert secured("lease", "keep-alive", "--once", lease) == (
+            f"lease {lease} keepalived with TTL(60)\n"
+        )
+        assert "remaining(" in secured("lease", "timetolive", lease)

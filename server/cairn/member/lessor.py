@@ -24,13 +24,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import grpc
+
 from cairn.errors import ErrLeaseNotFound, ErrNotLeader, ErrTimeout, EtcdError
 from cairn.member.applier import MAX_LEASE_TTL, Applied
 from cairn.member.request_ids import RequestIDs
 from cairn.mvcc.lease import LeaseStore
 from cairn.mvcc.store import MVCCStore
+from cairn.peer import PeerUnavailable, Transport
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto.internal_pb2 import InternalRequest
+from cairn.proto.internal_pb2 import (
+    ForwardedError,
+    InternalRequest,
+    LeaseForward,
+    LeaseForwardAnswer,
+)
 
 log = logging.getLogger("cairn.lessor")
 
@@ -51,6 +59,8 @@ class LeaseHost(Protocol):
     """What the lessor needs of its member (RaftMember)."""
 
     store: MVCCStore
+    transport: Transport
+    leader: int
 
     @property
     def is_leader(self) -> bool: ...
@@ -238,6 +248,72 @@ class Lessor:
             far = math.inf
             ids.sort(key=lambda i: self._deadlines.get(i, far))
         return ids
+
+    # ---- answers as etcd gives them, and forwarding to the leader --------------------
+
+    async def keep_alive(self, lease_id: int) -> pb.LeaseKeepAliveResponse:
+        """The leader's answer to one keep-alive: the granted TTL, or TTL 0 for a lease that
+        does not exist (etcd answers so rather than failing the stream)."""
+        try:
+            ttl = await self.renew(lease_id)
+        except ErrLeaseNotFound:
+            ttl = 0
+        return pb.LeaseKeepAliveResponse(ID=lease_id, TTL=ttl)
+
+    async def time_to_live_response(
+        self, request: pb.LeaseTimeToLiveRequest
+    ) -> pb.LeaseTimeToLiveResponse:
+        """The leader's TimeToLive answer; TTL -1 for a lease that does not exist (etcd)."""
+        try:
+            found = await self.time_to_live(request.ID)
+        except ErrLeaseNotFound:
+            return pb.LeaseTimeToLiveResponse(ID=request.ID, TTL=-1)
+        response = pb.LeaseTimeToLiveResponse(
+            ID=request.ID, TTL=found.remaining, grantedTTL=found.granted
+        )
+        if request.keys:
+            response.keys.extend(found.keys)
+        response.header.revision = self._host.store.current_rev
+        return response
+
+    async def answer_forwarded(self, from_id: int, payload: bytes) -> bytes:
+        """The peer transport's `on_forward`: answer a request a follower forwarded. A member
+        that does not lead (any more) answers `not leader`, and the follower tries again."""
+        request = LeaseForward.FromString(payload)
+        answer = LeaseForwardAnswer()
+        try:
+            kind = request.WhichOneof("request")
+            if kind == "keep_alive":
+                answer.keep_alive.CopyFrom(await self.keep_alive(request.keep_alive.ID))
+            elif kind == "time_to_live":
+                answer.time_to_live.CopyFrom(await self.time_to_live_response(request.time_to_live))
+            else:
+                raise ValueError(f"unknown forwarded lease request {kind!r} from {from_id:x}")
+        except EtcdError as error:
+            answer.error.CopyFrom(ForwardedError(code=error.code, message=error.message))
+        return answer.SerializeToString()
+
+    async def forward(self, request: LeaseForward) -> LeaseForwardAnswer:
+        """Have the leader answer; raises ErrNotLeader or PeerUnavailable when it cannot be
+        asked now (no leader, unreachable, or it stopped leading), an EtcdError it answered
+        otherwise."""
+        leader = self._host.leader
+        if leader == 0 or leader not in self._host.transport.peer_ids:
+            raise PeerUnavailable(f"no leader to forward to (leader {leader:x})")
+        try:
+            raw = await self._host.transport.forward(
+                leader, request.SerializeToString(), self._request_timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            raise PeerUnavailable(f"forwarding to {leader:x}: {error.details()}") from None
+        answer = LeaseForwardAnswer.FromString(raw)
+        if answer.WhichOneof("answer") == "error":
+            if answer.error.message == ErrNotLeader.text:
+                raise ErrNotLeader()
+            forwarded = EtcdError(answer.error.message)
+            forwarded.code = answer.error.code
+            raise forwarded
+        return answer
 
     # ---- expiry ----------------------------------------------------------------------
 

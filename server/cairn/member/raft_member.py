@@ -445,6 +445,7 @@ class RaftMember:
             on_snapshot=self._on_snapshot,
             faults=self.cluster.faults,
             cluster_info=self._cluster_info,
+            on_forward=self.lessor.answer_forwarded,
             server_credentials=self.cluster.peer_server_credentials,
             channel_credentials=self.cluster.peer_channel_credentials,
         )

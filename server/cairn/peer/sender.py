@@ -437,6 +437,18 @@ class PeerSender:
         self._metrics.record_rtt(self.peer_id, elapsed)
         return elapsed
 
+    async def forward(self, payload: bytes, timeout: float) -> bytes:
+        """Have the peer answer a forwarded request, over the current stream's channel (so
+        peer TLS applies); raises PeerUnavailable while the peer is not connected."""
+        channel = self._channel
+        if channel is None or self.state is not PeerState.ACTIVE:
+            raise PeerUnavailable(f"peer {format_id(self.peer_id)} is not connected")
+        request = peer_pb2.ForwardRequest(
+            hello=self._identity.hello_to(self.peer_id), payload=payload
+        )
+        reply = await peer_pb2_grpc.PeerStub(channel).Forward(request, timeout=timeout)
+        return bytes(reply.payload)
+
     async def _probe_loop(self) -> None:
         assert self._options.probe_interval is not None
         while not self._stopping.is_set():
