@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
 import pytest
 from tests.peer.harness import CLUSTER_ID, FAST, LOOPBACK_ANY_PORT, wait_until
 
@@ -61,10 +60,8 @@ def test_a_member_that_answers_nothing_refuses_with_unimplemented() -> None:
     async def main() -> None:
         asker, answerer = await connected_pair(None)
         try:
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
+            with pytest.raises(PeerUnavailable, match=f"UNIMPLEMENTED: {FORWARD_UNIMPLEMENTED}"):
                 await asker.forward(0x2, b"ping", timeout=5)
-            assert refused.value.code() is grpc.StatusCode.UNIMPLEMENTED
-            assert refused.value.details() == FORWARD_UNIMPLEMENTED
         finally:
             await asker.stop()
             await answerer.stop()

@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import grpc
-
 from cairn.errors import ErrLeaseNotFound, ErrNotLeader, ErrTimeout, EtcdError
 from cairn.member.applier import MAX_LEASE_TTL, Applied
 from cairn.member.request_ids import RequestIDs
@@ -300,12 +298,9 @@ class Lessor:
         leader = self._host.leader
         if leader == 0 or leader not in self._host.transport.peer_ids:
             raise PeerUnavailable(f"no leader to forward to (leader {leader:x})")
-        try:
-            raw = await self._host.transport.forward(
-                leader, request.SerializeToString(), self._request_timeout
-            )
-        except grpc.aio.AioRpcError as error:
-            raise PeerUnavailable(f"forwarding to {leader:x}: {error.details()}") from None
+        raw = await self._host.transport.forward(
+            leader, request.SerializeToString(), self._request_timeout
+        )
         answer = LeaseForwardAnswer.FromString(raw)
         if answer.WhichOneof("answer") == "error":
             if answer.error.message == ErrNotLeader.text:

@@ -439,14 +439,19 @@ class PeerSender:
 
     async def forward(self, payload: bytes, timeout: float) -> bytes:
         """Have the peer answer a forwarded request, over the current stream's channel (so
-        peer TLS applies); raises PeerUnavailable while the peer is not connected."""
+        peer TLS applies); raises PeerUnavailable while the peer is not connected or when the
+        call fails (refused, timed out, or the peer serves no forwarded requests)."""
         channel = self._channel
         if channel is None or self.state is not PeerState.ACTIVE:
             raise PeerUnavailable(f"peer {format_id(self.peer_id)} is not connected")
         request = peer_pb2.ForwardRequest(
             hello=self._identity.hello_to(self.peer_id), payload=payload
         )
-        reply = await peer_pb2_grpc.PeerStub(channel).Forward(request, timeout=timeout)
+        try:
+            reply = await peer_pb2_grpc.PeerStub(channel).Forward(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            # The caller decides what to do next (the member retries), whatever the failure.
+            raise PeerUnavailable(f"peer {format_id(self.peer_id)}: {_describe(error)}") from None
         return bytes(reply.payload)
 
     async def _probe_loop(self) -> None:

@@ -190,8 +190,8 @@ class Transport:
 
     async def forward(self, peer_id: int, payload: bytes, timeout: float) -> bytes:
         """Have ``peer_id`` answer a request (its member's ``on_forward``); raises
-        PeerUnavailable when it is unknown, not connected or partitioned away, and
-        grpc.aio.AioRpcError when the call fails."""
+        PeerUnavailable when it is unknown, not connected, partitioned away, or the call
+        fails."""
         if self.faults is not None and peer_id in self.faults.blocked:
             raise PeerUnavailable(f"peer {format_id(peer_id)}: partitioned (fault injection)")
         sender = self._peers.get(peer_id)
