@@ -58,23 +58,23 @@ class LeaseService:
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.LeaseKeepAliveResponse]:
         """One answer per keep-alive, in order, until the client closes the stream."""
-        lessor = self._member.lessor
         try:
             async for request in requests:
-                forward = LeaseForward(keep_alive=request)
-                response = await self._on_leader(
-                    lambda r=request: lessor.keep_alive(r.ID),  # type: ignore[misc]
-                    lambda f=forward: self._forwarded_keep_alive(f),  # type: ignore[misc]
-                )
+                response = await self._keep_alive(request)
                 self._member.fill_header(response.header)
                 yield response
         except EtcdError as error:
             # Streams do not pass through the server's unary error mapping.
             await context.abort(grpc.StatusCode[error.code], error.message)
 
-    async def _forwarded_keep_alive(self, forward: LeaseForward) -> pb.LeaseKeepAliveResponse:
-        answer = await self._member.lessor.forward(forward)
-        return answer.keep_alive
+    async def _keep_alive(self, request: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveResponse:
+        lessor = self._member.lessor
+
+        async def remote() -> pb.LeaseKeepAliveResponse:
+            answer = await lessor.forward(LeaseForward(keep_alive=request))
+            return answer.keep_alive
+
+        return await self._on_leader(lambda: lessor.keep_alive(request.ID), remote)
 
     async def LeaseTimeToLive(
         self, request: pb.LeaseTimeToLiveRequest, context: object
