@@ -429,19 +429,29 @@ WIRE_CASES: list[tuple[str, Message, str]] = [
     ("LeaseRecord ID=1, TTL=2", internal_pb2.LeaseRecord(ID=7, TTL=600), "08 07 10 d8 04"),
     # Lease requests a follower forwards to the leader: members of different versions must agree.
     (
-        "LeaseForward keep_alive=1",
-        internal_pb2.LeaseForward(keep_alive=rpc_pb2.LeaseKeepAliveRequest(ID=5)),
+        "Forwarded keep_alive=1",
+        internal_pb2.Forwarded(keep_alive=rpc_pb2.LeaseKeepAliveRequest(ID=5)),
         "0a 02 08 05",
     ),
     (
-        "LeaseForward time_to_live=2",
-        internal_pb2.LeaseForward(time_to_live=rpc_pb2.LeaseTimeToLiveRequest(ID=5, keys=True)),
+        "Forwarded time_to_live=2",
+        internal_pb2.Forwarded(time_to_live=rpc_pb2.LeaseTimeToLiveRequest(ID=5, keys=True)),
         "12 04 08 05 10 01",
     ),
     (
-        "LeaseForwardAnswer error=3 (code=1, message=2)",
-        internal_pb2.LeaseForwardAnswer(error=internal_pb2.ForwardedError(code="X", message="m")),
+        "ForwardedAnswer error=3 (code=1, message=2)",
+        internal_pb2.ForwardedAnswer(error=internal_pb2.ForwardedError(code="X", message="m")),
         "1a 06 0a 01 58 12 01 6d",
+    ),
+    (
+        "ForwardedAnswer member_promote=4",
+        internal_pb2.ForwardedAnswer(member_promote=rpc_pb2.MemberPromoteResponse()),
+        "22 00",
+    ),
+    (
+        "Forwarded member_promote=3",
+        internal_pb2.Forwarded(member_promote=rpc_pb2.MemberPromoteRequest(ID=9)),
+        "1a 02 08 09",
     ),
     (
         "peer ForwardRequest hello=1, payload=2",

@@ -40,9 +40,12 @@ def test_three_members_with_tls_on_both_ports_replicate_a_put(tmp_path: Path) ->
         assert len(peer_urls) == 3 and all(u.startswith("https://") for u in peer_urls), listed
 
 
-def test_a_member_added_to_a_tls_cluster_joins_over_mutual_tls(tmp_path: Path) -> None:
+def test_a_learner_joins_a_tls_cluster_and_is_promoted_through_a_follower(
+    tmp_path: Path,
+) -> None:
     # The joining member first asks the others' peer ports who it is (peer `Members` call):
-    # that lookup must present its peer certificate too.
+    # that lookup must present its peer certificate too. The promote sent to a follower is
+    # forwarded to the leader over the peer port (peer `Forward` call), also under peer TLS.
     certs = build_pki(tmp_path, members=("m1", "m2", "m3", "m4"))
     ctl = (*certs.ctl_flags(), *CTL_TIMEOUTS)
     (tmp_path / "cluster").mkdir()
@@ -56,9 +59,12 @@ def test_a_member_added_to_a_tls_cluster_joins_over_mutual_tls(tmp_path: Path) -
         client_port, peer_port = free_port(), free_port()
         peer_url = f"https://127.0.0.1:{peer_port}"
         added = run_etcdctl(
-            endpoints, ["member", "add", "m4", f"--peer-urls={peer_url}"], extra_global_flags=ctl
+            endpoints,
+            ["member", "add", "m4", f"--peer-urls={peer_url}", "--learner"],
+            extra_global_flags=ctl,
         )
         assert added.returncode == EXIT_SUCCESS, added
+        learner_id = added.stdout.split()[1]
         initial = next(a for a in cluster.members["m1"].argv if a.startswith("--initial-cluster="))
         m4 = ClusterProcess(
             tmp_path / "cluster",
@@ -80,3 +86,16 @@ def test_a_member_added_to_a_tls_cluster_joins_over_mutual_tls(tmp_path: Path) -
                 break
             time.sleep(0.2)
         assert got.stdout == "before\n1\n", m4.log_path.read_text()[-3000:]
+
+        leader = cluster.wait_for_leader()
+        follower = next(m for n, m in cluster.members.items() if n != "m4" and m is not leader)
+        deadline = time.monotonic() + 20
+        while True:
+            promoted = run_etcdctl(
+                follower.client_endpoint, ["member", "promote", learner_id], extra_global_flags=ctl
+            )
+            if promoted.returncode == EXIT_SUCCESS or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert promoted.returncode == EXIT_SUCCESS, promoted
+        assert f"Member {learner_id} promoted in cluster" in promoted.stdout

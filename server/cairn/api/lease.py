@@ -24,7 +24,7 @@ from cairn.errors import ErrNoLeader, ErrNotLeader, ErrTimeout, EtcdError
 from cairn.member.raft_member import RaftMember
 from cairn.peer import PeerUnavailable
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto.internal_pb2 import LeaseForward
+from cairn.proto.internal_pb2 import Forwarded
 
 _T = TypeVar("_T")
 
@@ -71,7 +71,7 @@ class LeaseService:
         lessor = self._member.lessor
 
         async def remote() -> pb.LeaseKeepAliveResponse:
-            answer = await lessor.forward(LeaseForward(keep_alive=request))
+            answer = await lessor.forward(Forwarded(keep_alive=request))
             return answer.keep_alive
 
         return await self._on_leader(lambda: lessor.keep_alive(request.ID), remote)
@@ -82,7 +82,7 @@ class LeaseService:
         lessor = self._member.lessor
 
         async def remote() -> pb.LeaseTimeToLiveResponse:
-            answer = await lessor.forward(LeaseForward(time_to_live=request))
+            answer = await lessor.forward(Forwarded(time_to_live=request))
             return answer.time_to_live
 
         response = await self._on_leader(lambda: lessor.time_to_live_response(request), remote)

@@ -25,18 +25,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cairn.errors import ErrLeaseNotFound, ErrNotLeader, ErrTimeout, EtcdError
+from cairn.member import forwarding
 from cairn.member.applier import MAX_LEASE_TTL, Applied
 from cairn.member.request_ids import RequestIDs
 from cairn.mvcc.lease import LeaseStore
 from cairn.mvcc.store import MVCCStore
-from cairn.peer import PeerUnavailable, Transport
+from cairn.peer import Transport
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto.internal_pb2 import (
-    ForwardedError,
-    InternalRequest,
-    LeaseForward,
-    LeaseForwardAnswer,
-)
+from cairn.proto.internal_pb2 import Forwarded, ForwardedAnswer, InternalRequest
 
 log = logging.getLogger("cairn.lessor")
 
@@ -274,41 +270,24 @@ class Lessor:
         response.header.revision = self._host.store.current_rev
         return response
 
-    async def answer_forwarded(self, from_id: int, payload: bytes) -> bytes:
-        """The peer transport's `on_forward`: answer a request a follower forwarded. A member
-        that does not lead (any more) answers `not leader`, and the follower tries again."""
-        request = LeaseForward.FromString(payload)
-        answer = LeaseForwardAnswer()
-        try:
-            kind = request.WhichOneof("request")
-            if kind == "keep_alive":
-                answer.keep_alive.CopyFrom(await self.keep_alive(request.keep_alive.ID))
-            elif kind == "time_to_live":
-                answer.time_to_live.CopyFrom(await self.time_to_live_response(request.time_to_live))
-            else:
-                raise ValueError(f"unknown forwarded lease request {kind!r} from {from_id:x}")
-        except EtcdError as error:
-            answer.error.CopyFrom(ForwardedError(code=error.code, message=error.message))
-        return answer.SerializeToString()
-
-    async def forward(self, request: LeaseForward) -> LeaseForwardAnswer:
-        """Have the leader answer; raises ErrNotLeader or PeerUnavailable when it cannot be
-        asked now (no leader, unreachable, or it stopped leading), an EtcdError it answered
-        otherwise."""
-        leader = self._host.leader
-        if leader == 0 or leader not in self._host.transport.peer_ids:
-            raise PeerUnavailable(f"no leader to forward to (leader {leader:x})")
-        raw = await self._host.transport.forward(
-            leader, request.SerializeToString(), self._request_timeout
-        )
-        answer = LeaseForwardAnswer.FromString(raw)
-        if answer.WhichOneof("answer") == "error":
-            if answer.error.message == ErrNotLeader.text:
-                raise ErrNotLeader()
-            forwarded = EtcdError(answer.error.message)
-            forwarded.code = answer.error.code
-            raise forwarded
+    async def answer_forwarded(self, request: Forwarded) -> ForwardedAnswer:
+        """Answer a lease request a follower forwarded (see `cairn.member.forwarding`). A
+        member that does not lead (any more) answers `not leader`; the follower tries again."""
+        answer = ForwardedAnswer()
+        kind = request.WhichOneof("request")
+        if kind == "keep_alive":
+            answer.keep_alive.CopyFrom(await self.keep_alive(request.keep_alive.ID))
+        elif kind == "time_to_live":
+            answer.time_to_live.CopyFrom(await self.time_to_live_response(request.time_to_live))
+        else:
+            raise ValueError(f"not a lease request: {kind!r}")
         return answer
+
+    async def forward(self, request: Forwarded) -> ForwardedAnswer:
+        """Have the leader answer a lease request (see `forwarding.to_leader`)."""
+        return await forwarding.to_leader(
+            self._host.transport, self._host.leader, request, self._request_timeout
+        )
 
     # ---- expiry ----------------------------------------------------------------------
 

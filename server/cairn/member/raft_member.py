@@ -40,7 +40,11 @@ import grpc
 
 from cairn.errors import (
     ErrLeaderChanged,
+    ErrLearnerNotReady,
+    ErrMemberNotFound,
+    ErrMemberNotLearner,
     ErrNoLeader,
+    ErrNotLeader,
     ErrRequestTooLarge,
     ErrStopped,
     ErrTimeout,
@@ -49,7 +53,7 @@ from cairn.errors import (
     ErrTimeoutLeaderTransfer,
     EtcdError,
 )
-from cairn.member import join, snapshot_image, snapshot_meta
+from cairn.member import forwarding, join, snapshot_image, snapshot_meta
 from cairn.member.applier import Applied, Applier
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
@@ -62,13 +66,14 @@ from cairn.member.snapshot_meta import SnapshotMeta
 from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.store import MVCCStore
-from cairn.peer import ClusterInfo, PeerFaults, Transport
+from cairn.peer import ClusterInfo, PeerFaults, PeerUnavailable, Transport
 from cairn.peer.credentials import ChannelCredentialsSource
 from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto.internal_pb2 import InternalRequest
+from cairn.proto.internal_pb2 import Forwarded, ForwardedAnswer, InternalRequest
 from cairn.raft import (
     ConfChange,
+    ConfChangeType,
     Config,
     ConfState,
     Entry,
@@ -89,6 +94,10 @@ from cairn.wal import Entry as WALEntry
 from cairn.wal import HardState as WALHardState
 
 log = logging.getLogger("cairn.member")
+
+
+# A learner may be promoted once its log reaches this share of the leader's (etcd's rule).
+PROMOTE_READY_SHARE = 0.9
 
 
 class RaftMemberError(Exception):
@@ -445,7 +454,7 @@ class RaftMember:
             on_snapshot=self._on_snapshot,
             faults=self.cluster.faults,
             cluster_info=self._cluster_info,
-            on_forward=self.lessor.answer_forwarded,
+            on_forward=self._answer_forwarded,
             server_credentials=self.cluster.peer_server_credentials,
             channel_credentials=self.cluster.peer_channel_credentials,
         )
@@ -768,6 +777,51 @@ class RaftMember:
         except TimeoutError:
             self._conf_waiters.pop(data, None)
             raise self._timeout_error(started) from None
+
+    async def promote_learner(self, learner_id: int) -> None:
+        """MemberPromote: only the leader knows how far the learner's log is, so it decides
+        (etcd's rule: the learner holds at least 90% of the leader's log) and proposes the
+        change; a follower has the leader do it, then waits until it applied it too."""
+        target = self.membership.get(learner_id)
+        if target is None:
+            raise ErrMemberNotFound()
+        if not target.isLearner:
+            raise ErrMemberNotLearner()
+        if not self.is_leader:
+            request = Forwarded(member_promote=pb.MemberPromoteRequest(ID=learner_id))
+            try:
+                await forwarding.to_leader(
+                    self.transport, self.leader, request, self.cluster.request_timeout_s
+                )
+            except PeerUnavailable:
+                raise ErrNoLeader() if self.leader == 0 else ErrTimeout() from None
+            await self.linearizable_barrier()
+            return
+        status = self.node.status()
+        own = status.progress.get(self.identity.member_id)
+        learner = status.progress.get(learner_id)
+        leader_match = own.match if own is not None else status.last_index
+        if learner is None or learner.match < leader_match * PROMOTE_READY_SHARE:
+            raise ErrLearnerNotReady()
+        promoted = pb.Member(ID=learner_id, peerURLs=list(target.peerURLs), isLearner=False)
+        change = ConfChange(ConfChangeType.ADD_VOTER, learner_id, promoted.SerializeToString())
+        await self.change_membership(change)
+
+    async def _answer_forwarded(self, from_id: int, payload: bytes) -> bytes:
+        """The peer transport's `on_forward`: answer what a follower forwarded to us."""
+        request = Forwarded.FromString(payload)
+        try:
+            if request.WhichOneof("request") == "member_promote":
+                if not self.is_leader:
+                    raise ErrNotLeader()
+                await self.promote_learner(request.member_promote.ID)
+                answer = ForwardedAnswer()
+                answer.member_promote.SetInParent()
+            else:
+                answer = await self.lessor.answer_forwarded(request)
+        except EtcdError as error:
+            answer = forwarding.error_answer(error)
+        return answer.SerializeToString()
 
     async def move_leader(self, target: int) -> None:
         """Hand leadership to `target` and wait until this member sees it lead.

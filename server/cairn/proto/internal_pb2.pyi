@@ -55,23 +55,27 @@ class LeaseRecord(_message.Message):
     TTL: int
     def __init__(self, ID: _Optional[int] = ..., TTL: _Optional[int] = ...) -> None: ...
 
-class LeaseForward(_message.Message):
-    __slots__ = ("keep_alive", "time_to_live")
+class Forwarded(_message.Message):
+    __slots__ = ("keep_alive", "time_to_live", "member_promote")
     KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
     TIME_TO_LIVE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_PROMOTE_FIELD_NUMBER: _ClassVar[int]
     keep_alive: _rpc_pb2.LeaseKeepAliveRequest
     time_to_live: _rpc_pb2.LeaseTimeToLiveRequest
-    def __init__(self, keep_alive: _Optional[_Union[_rpc_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., time_to_live: _Optional[_Union[_rpc_pb2.LeaseTimeToLiveRequest, _Mapping]] = ...) -> None: ...
+    member_promote: _rpc_pb2.MemberPromoteRequest
+    def __init__(self, keep_alive: _Optional[_Union[_rpc_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., time_to_live: _Optional[_Union[_rpc_pb2.LeaseTimeToLiveRequest, _Mapping]] = ..., member_promote: _Optional[_Union[_rpc_pb2.MemberPromoteRequest, _Mapping]] = ...) -> None: ...
 
-class LeaseForwardAnswer(_message.Message):
-    __slots__ = ("keep_alive", "time_to_live", "error")
+class ForwardedAnswer(_message.Message):
+    __slots__ = ("keep_alive", "time_to_live", "error", "member_promote")
     KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
     TIME_TO_LIVE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_PROMOTE_FIELD_NUMBER: _ClassVar[int]
     keep_alive: _rpc_pb2.LeaseKeepAliveResponse
     time_to_live: _rpc_pb2.LeaseTimeToLiveResponse
     error: ForwardedError
-    def __init__(self, keep_alive: _Optional[_Union[_rpc_pb2.LeaseKeepAliveResponse, _Mapping]] = ..., time_to_live: _Optional[_Union[_rpc_pb2.LeaseTimeToLiveResponse, _Mapping]] = ..., error: _Optional[_Union[ForwardedError, _Mapping]] = ...) -> None: ...
+    member_promote: _rpc_pb2.MemberPromoteResponse
+    def __init__(self, keep_alive: _Optional[_Union[_rpc_pb2.LeaseKeepAliveResponse, _Mapping]] = ..., time_to_live: _Optional[_Union[_rpc_pb2.LeaseTimeToLiveResponse, _Mapping]] = ..., error: _Optional[_Union[ForwardedError, _Mapping]] = ..., member_promote: _Optional[_Union[_rpc_pb2.MemberPromoteResponse, _Mapping]] = ...) -> None: ...
 
 class ForwardedError(_message.Message):
     __slots__ = ("code", "message")
