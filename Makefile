@@ -41,7 +41,7 @@ proto: venv
 	$(PY) -m cairn.proto.generate
 
 cluster: venv
-	$(CAIRN) dev --dir $(CLUSTER_DIR)
+	$(CAIRN) dev --dir $(CLUSTER_DIR) $(if $(TLS),--tls)
 
 bench: venv system-deps
 	$(CAIRN) bench --against-etcd

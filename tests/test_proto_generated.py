@@ -22,6 +22,7 @@ from cairn.proto import (
     generate,
     internal_pb2,
     kv_pb2,
+    peer_pb2,
     rpc_pb2,
     rpc_pb2_grpc,
     v3election_pb2,
@@ -414,6 +415,49 @@ WIRE_CASES: list[tuple[str, Message, str]] = [
         internal_pb2.InternalRequest(put=rpc_pb2.PutRequest(key=b"k")),
         "22 03 0a 01 6b",
     ),
+    (
+        "InternalRequest.lease_grant=8",
+        internal_pb2.InternalRequest(lease_grant=rpc_pb2.LeaseGrantRequest(TTL=5, ID=7)),
+        "42 04 08 05 10 07",
+    ),
+    (
+        "InternalRequest.lease_revoke=9",
+        internal_pb2.InternalRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=7)),
+        "4a 02 08 07",
+    ),
+    # The lease record in LevelDB: renumbering it would make stored leases unreadable.
+    ("LeaseRecord ID=1, TTL=2", internal_pb2.LeaseRecord(ID=7, TTL=600), "08 07 10 d8 04"),
+    # Lease requests a follower forwards to the leader: members of different versions must agree.
+    (
+        "Forwarded keep_alive=1",
+        internal_pb2.Forwarded(keep_alive=rpc_pb2.LeaseKeepAliveRequest(ID=5)),
+        "0a 02 08 05",
+    ),
+    (
+        "Forwarded time_to_live=2",
+        internal_pb2.Forwarded(time_to_live=rpc_pb2.LeaseTimeToLiveRequest(ID=5, keys=True)),
+        "12 04 08 05 10 01",
+    ),
+    (
+        "ForwardedAnswer error=3 (code=1, message=2)",
+        internal_pb2.ForwardedAnswer(error=internal_pb2.ForwardedError(code="X", message="m")),
+        "1a 06 0a 01 58 12 01 6d",
+    ),
+    (
+        "ForwardedAnswer member_promote=4",
+        internal_pb2.ForwardedAnswer(member_promote=rpc_pb2.MemberPromoteResponse()),
+        "22 00",
+    ),
+    (
+        "Forwarded member_promote=3",
+        internal_pb2.Forwarded(member_promote=rpc_pb2.MemberPromoteRequest(ID=9)),
+        "1a 02 08 09",
+    ),
+    (
+        "peer ForwardRequest hello=1, payload=2",
+        peer_pb2.ForwardRequest(hello=peer_pb2.PeerHello(cluster_id=1), payload=b"p"),
+        "0a 02 08 01 12 01 70",
+    ),
 ]
 
 
@@ -470,13 +514,15 @@ def test_oneofs(message: type[Message], oneof: str, members: list[str]) -> None:
 
 
 def test_internal_request_oneof_numbers() -> None:
-    """cairn's log entry keeps etcd's internal field numbers (4-7, and 1301 for publish)."""
+    """cairn's log entry keeps etcd's internal field numbers (4-9, and 1301 for publish)."""
     fields = internal_pb2.InternalRequest.DESCRIPTOR.oneofs_by_name["request"].fields
     assert [(f.name, f.number) for f in fields] == [
         ("put", 4),
         ("delete_range", 5),
         ("txn", 6),
         ("compaction", 7),
+        ("lease_grant", 8),
+        ("lease_revoke", 9),
         ("member_attributes", 1301),
     ]
 

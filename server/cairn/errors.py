@@ -12,6 +12,7 @@ OUT_OF_RANGE = "OUT_OF_RANGE"
 NOT_FOUND = "NOT_FOUND"
 RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
 UNAVAILABLE = "UNAVAILABLE"
+FAILED_PRECONDITION = "FAILED_PRECONDITION"
 
 
 class EtcdError(Exception):
@@ -69,6 +70,14 @@ class ErrLeaseNotFound(EtcdError):
     code, text = NOT_FOUND, "etcdserver: requested lease not found"
 
 
+class ErrLeaseExist(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: lease already exists"
+
+
+class ErrLeaseTTLTooLarge(EtcdError):
+    code, text = OUT_OF_RANGE, "etcdserver: too large lease TTL"
+
+
 class ErrNoSpace(EtcdError):
     code, text = RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"
 
@@ -98,9 +107,6 @@ class ErrNoLeader(EtcdError):
 
 class ErrLeaderChanged(EtcdError):
     code, text = UNAVAILABLE, "etcdserver: leader changed"
-
-
-FAILED_PRECONDITION = "FAILED_PRECONDITION"
 
 
 # Membership and leadership errors, with the codes and texts etcd 3.4.23 answers (checked

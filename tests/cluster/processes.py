@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.etcdctl import run_etcdctl
@@ -26,11 +27,21 @@ def free_port() -> int:
 class ClusterProcess:
     """One member: its flags, its process, its log."""
 
-    def __init__(self, base: Path, name: str, initial_cluster: str, client: int, peer: int) -> None:
+    def __init__(
+        self,
+        base: Path,
+        name: str,
+        initial_cluster: str,
+        client: int,
+        peer: int,
+        *,
+        scheme: str = "http",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
         self.client_endpoint = f"127.0.0.1:{client}"
         self.log_path = base / f"{name}.log"
-        client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+        client_url, peer_url = f"{scheme}://127.0.0.1:{client}", f"{scheme}://127.0.0.1:{peer}"
         self.argv = [
             sys.executable,
             "-m",
@@ -45,6 +56,7 @@ class ClusterProcess:
             f"--initial-cluster={initial_cluster}",
             "--heartbeat-interval=50",
             "--election-timeout=500",
+            *extra_args,
         ]
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -82,11 +94,30 @@ class ClusterProcess:
 class ProcessCluster:
     """Three members started together; helpers find the leader and wait for agreement."""
 
-    def __init__(self, base: Path, names: tuple[str, ...] = ("m1", "m2", "m3")) -> None:
+    def __init__(
+        self,
+        base: Path,
+        names: tuple[str, ...] = ("m1", "m2", "m3"),
+        *,
+        tls_args: Callable[[str], list[str]] | None = None,
+        ctl_flags: tuple[str, ...] = (),
+    ) -> None:
+        """``tls_args(name)``, when given, are that member's TLS flags: every URL is https then;
+        ``ctl_flags`` are the etcdctl TLS flags the helpers probe with."""
+        scheme = "http" if tls_args is None else "https"
         ports = {name: (free_port(), free_port()) for name in names}
-        initial = ",".join(f"{n}=http://127.0.0.1:{peer}" for n, (_, peer) in ports.items())
+        initial = ",".join(f"{n}={scheme}://127.0.0.1:{peer}" for n, (_, peer) in ports.items())
+        self.ctl_flags = ctl_flags
         self.members = {
-            name: ClusterProcess(base, name, initial, client, peer)
+            name: ClusterProcess(
+                base,
+                name,
+                initial,
+                client,
+                peer,
+                scheme=scheme,
+                extra_args=tuple(tls_args(name)) if tls_args else (),
+            )
             for name, (client, peer) in ports.items()
         }
 
@@ -114,7 +145,14 @@ class ProcessCluster:
             if len(beliefs) == 1 and None not in beliefs:
                 (leader_id,) = beliefs
                 for member in self.running():
-                    serving = run_etcdctl(member.client_endpoint, ["get", "probe"]).returncode == 0
+                    serving = (
+                        run_etcdctl(
+                            member.client_endpoint,
+                            ["get", "probe"],
+                            extra_global_flags=self.ctl_flags,
+                        ).returncode
+                        == 0
+                    )
                     if member.member_id == leader_id and serving:
                         return member
             time.sleep(0.1)

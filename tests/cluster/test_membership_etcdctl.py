@@ -130,7 +130,9 @@ def test_a_learner_serves_serializable_reads_and_status_and_refuses_the_rest(
             assert "etcdserver: rpc not supported for learner" in result.stderr, refused
 
 
-def test_a_learner_refuses_a_watch_stream_before_reading_it(tmp_path: Path) -> None:
+def test_a_learner_refuses_watch_and_keep_alive_streams_before_reading_them(
+    tmp_path: Path,
+) -> None:
     """etcd's stream interceptor refuses every stream on a learner (Unavailable, so clients
     move on to another endpoint); etcdctl would retry that forever, so a gRPC client asks."""
     with ProcessCluster(tmp_path) as cluster:
@@ -144,5 +146,12 @@ def test_a_learner_refuses_a_watch_stream_before_reading_it(tmp_path: Path) -> N
             )
             with pytest.raises(grpc.RpcError) as refused:
                 next(watch)
-        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
-        assert refused.value.details() == "etcdserver: rpc not supported for learner"
+            assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert refused.value.details() == "etcdserver: rpc not supported for learner"
+            keep_alive = rpc_pb2_grpc.LeaseStub(channel).LeaseKeepAlive(
+                iter([pb.LeaseKeepAliveRequest(ID=1)]), timeout=10
+            )
+            with pytest.raises(grpc.RpcError) as refused:
+                next(keep_alive)
+            assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert refused.value.details() == "etcdserver: rpc not supported for learner"

@@ -189,3 +189,18 @@ def test_a_write_lost_with_its_leader_times_out_naming_the_leader_failure(
         await put_retrying(follower, b"after")
 
     run(tmp_path, body)
+
+
+def test_a_write_whose_client_gave_up_leaves_no_waiter_behind(tmp_path: Path) -> None:
+    async def body(cluster: Cluster) -> None:
+        old = await cluster.leader_among(list(NAMES))
+        cluster.isolate(old.identity.name)
+        # The cut-off leader appends the entry but can never commit it; the client cancels.
+        pending = asyncio.ensure_future(old.propose(put(b"abandoned")))
+        await asyncio.sleep(0.05)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        assert not old._waiters and not old._proposed_at
+
+    run(tmp_path, body)

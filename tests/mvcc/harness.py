@@ -191,6 +191,22 @@ class KV:
             self.finish_compactions()
         return cast(pb.CompactionResponse, applied.response)
 
+    def grant(self, lease_id: int, ttl: int = 60) -> pb.LeaseGrantResponse:
+        r = pb.LeaseGrantRequest(ID=lease_id, TTL=ttl)
+        return cast(
+            pb.LeaseGrantResponse, self._apply(lambda: self.applier.lease_grant(r)).response
+        )
+
+    def revoke(self, lease_id: int) -> pb.LeaseRevokeResponse:
+        r = pb.LeaseRevokeRequest(ID=lease_id)
+        applied = self._apply(lambda: self.applier.lease_revoke(r))
+        return cast(pb.LeaseRevokeResponse, applied.response)
+
+    def lease_keys(self, lease_id: int) -> list[bytes]:
+        """The keys attached to a lease, sorted; [] for an unknown lease."""
+        lease = self.store.leases.get(lease_id)
+        return sorted(lease.keys) if lease is not None else []
+
     def finish_compactions(self) -> None:
         for rev, obsolete in self.pending_compactions:
             self.store.delete_history(obsolete)

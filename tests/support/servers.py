@@ -75,8 +75,14 @@ class ServerProcess:
         extra_args: Sequence[str] = (),
         client_port: int | None = None,
         peer_port: int | None = None,
+        scheme: str = "http",
+        ctl_flags: Sequence[str] = (),
     ) -> None:
         self.kind: ServerKind = kind
+        self.scheme = scheme
+        """http, or https for a server started with TLS flags in extra_args (both ports)."""
+        self.ctl_flags = tuple(ctl_flags)
+        """etcdctl's TLS flags (--cacert, --cert, --key) for the readiness probe."""
         self.name = name
         self.base_dir = base_dir
         self.data_dir = base_dir / "data"
@@ -90,11 +96,11 @@ class ServerProcess:
 
     @property
     def client_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.client_port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.peer_port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.peer_port}"
 
     @property
     def pid(self) -> int | None:
@@ -173,7 +179,7 @@ class ServerProcess:
                 self.client_url,
                 ["get", _PROBE_KEY],
                 timeout=max(1.0, min(5.0, remaining)),
-                extra_global_flags=["--dial-timeout=1s", "--command-timeout=2s"],
+                extra_global_flags=["--dial-timeout=1s", "--command-timeout=2s", *self.ctl_flags],
             )
             if probe.returncode == 0:
                 return

@@ -13,33 +13,23 @@ state and not something to replicate.
 from __future__ import annotations
 
 from typing import TypeVar
-from urllib.parse import urlsplit
-
-import grpc
 
 from cairn.errors import (
-    ErrLearnerNotReady,
     ErrMemberExist,
     ErrMemberNotFound,
-    ErrMemberNotLearner,
     ErrNotEnoughStartedMembers,
-    ErrNotLeader,
     ErrPeerURLExist,
     ErrTooManyLearners,
     ErrUnhealthy,
-    EtcdError,
 )
 from cairn.member.membership import Membership, added_member_id
 from cairn.member.raft_member import RaftMember
 from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto import rpc_pb2_grpc
 from cairn.raft import ConfChange, ConfChangeType
 
 # etcd 3.4 allows one learner at a time (its MaxLearners).
 MAX_LEARNERS = 1
-# A learner may be promoted once its log reaches this share of the leader's (etcd's rule).
-PROMOTE_READY_SHARE = 0.9
 
 
 _WithMembers = TypeVar(
@@ -142,45 +132,8 @@ class ClusterService:
         self, request: pb.MemberPromoteRequest, context: object
     ) -> pb.MemberPromoteResponse:
         member = self._member
-        table = member.membership
-        target = _existing(table, request.ID)
-        if not target.isLearner:
-            raise ErrMemberNotLearner()
-        if not member.is_leader:
-            # Only the leader knows how far the learner's log is, so etcd forwards a promote
-            # to it. cairn's peer protocol has no such call yet: forward through the leader's
-            # client URL (published in the member table), then answer from the local table
-            # once this member has applied the change.
-            await _forward_promote(member, request)
-            await member.linearizable_barrier()
-            return _answer(pb.MemberPromoteResponse(), member)
-        status = member.node.status()
-        own = status.progress.get(member.identity.member_id)
-        learner = status.progress.get(request.ID)
-        leader_match = own.match if own is not None else status.last_index
-        if learner is None or learner.match < leader_match * PROMOTE_READY_SHARE:
-            raise ErrLearnerNotReady()
-        promoted = pb.Member(ID=request.ID, peerURLs=list(target.peerURLs), isLearner=False)
-        change = ConfChange(ConfChangeType.ADD_VOTER, request.ID, promoted.SerializeToString())
-        await member.change_membership(change)
+        await member.promote_learner(request.ID)
         return _answer(pb.MemberPromoteResponse(), member)
-
-
-async def _forward_promote(member: RaftMember, request: pb.MemberPromoteRequest) -> None:
-    """Send a MemberPromote to the leader's client URL; its refusal becomes ours."""
-    leader = member.membership.get(member.leader) if member.leader else None
-    if leader is None or not leader.clientURLs:
-        raise ErrNotLeader()
-    target = urlsplit(leader.clientURLs[0]).netloc
-    async with grpc.aio.insecure_channel(target) as channel:
-        try:
-            await rpc_pb2_grpc.ClusterStub(channel).MemberPromote(
-                request, timeout=member.cluster.request_timeout_s
-            )
-        except grpc.aio.AioRpcError as error:
-            forwarded = EtcdError(error.details() or "")
-            forwarded.code = error.code().name
-            raise forwarded from None
 
 
 def _quorum(voters: int) -> int:

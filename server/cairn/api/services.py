@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cairn.api.cluster import ClusterService
 from cairn.api.kv import KVService
+from cairn.api.lease import LeaseService
 from cairn.api.maintenance import MaintenanceService
 from cairn.api.watch import DEFAULT_PROGRESS_NOTIFY_INTERVAL_S, WatchService
 from cairn.member.raft_member import RaftMember
@@ -24,6 +25,7 @@ def etcd_services(
     member.publish(advertise_client_urls)
     return {
         "etcdserverpb.KV": KVService(member),
+        "etcdserverpb.Lease": LeaseService(member),
         "etcdserverpb.Cluster": ClusterService(member),
         "etcdserverpb.Maintenance": MaintenanceService(member),
         "etcdserverpb.Watch": WatchService(member, watch_progress_notify_interval_s),

@@ -23,6 +23,7 @@ from cairn.member.config import (
     DEFAULT_SNAPSHOT_COUNT,
     MemberConfig,
 )
+from cairn.pki.tls import TLSFiles
 
 log = logging.getLogger("cairn.config")
 
@@ -135,6 +136,20 @@ FLAGS: list[Flag] = [
         "default",
         "'default' or 'stderr' or 'stdout' or file paths, comma-separated",
     ),
+    Flag("cert-file", str, "", "path to the client server TLS cert file (client port)"),
+    Flag("key-file", str, "", "path to the client server TLS key file"),
+    Flag(
+        "trusted-ca-file",
+        str,
+        "",
+        "path to the client server TLS trusted CA file; clients must then present a "
+        "certificate it signed (as in etcd)",
+    ),
+    Flag("client-cert-auth", bool, False, "require client certificates on https client URLs"),
+    Flag("peer-cert-file", str, "", "path to the peer server TLS cert file (peer port)"),
+    Flag("peer-key-file", str, "", "path to the peer server TLS key file"),
+    Flag("peer-trusted-ca-file", str, "", "path to the peer server TLS trusted CA file"),
+    Flag("peer-client-cert-auth", bool, False, "require peer certificates on https peer URLs"),
     Flag(
         "experimental-test-faults-file",
         str,
@@ -157,6 +172,10 @@ class ServeConfig:
     advertise_client_urls: list[str]
     listen_peer_urls: list[str]
     initial_advertise_peer_urls: list[str]
+    client_tls: TLSFiles = field(default_factory=TLSFiles)
+    """--cert-file, --key-file, --trusted-ca-file, --client-cert-auth (client port)."""
+    peer_tls: TLSFiles = field(default_factory=TLSFiles)
+    """--peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth."""
     log_level: str = "info"
     log_outputs: list[str] = field(default_factory=lambda: ["default"])
     heartbeat_interval_ms: int = 100
@@ -169,6 +188,18 @@ class ServeConfig:
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     for flag in FLAGS:
+        if flag.kind is bool:
+            # etcd's boolean flags: `--client-cert-auth` alone, or `--client-cert-auth=false`.
+            parser.add_argument(
+                f"--{flag.name}",
+                dest=flag.dest,
+                nargs="?",
+                const=True,
+                type=lambda raw, name=flag.name: _parse_bool(raw, f"--{name}"),
+                default=None,
+                help=flag.help,
+            )
+            continue
         parser.add_argument(
             f"--{flag.name}",
             dest=flag.dest,
@@ -215,7 +246,20 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> ServeConfig
     return _build(values)
 
 
+def _parse_bool(raw: object, where: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "t"):
+        return True
+    if text in ("false", "0", "f"):
+        return False
+    raise ConfigError(f"invalid value {raw!r} for {where}: want true or false")
+
+
 def _convert(flag: Flag, raw: object, where: str) -> object:
+    if flag.kind is bool:
+        return _parse_bool(raw, where)
     if flag.kind is int:
         try:
             return int(str(raw))
@@ -235,7 +279,7 @@ def _read_config_file(path: str) -> dict[str, object]:
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must be a YAML mapping of etcd setting names")
     values: dict[str, object] = {}
-    for key, raw in loaded.items():
+    for key, raw in _flatten_transport_security(loaded).items():
         flag = FLAGS_BY_NAME.get(str(key))
         if flag is None:
             log.warning(
@@ -244,6 +288,29 @@ def _read_config_file(path: str) -> dict[str, object]:
             continue
         values[flag.name] = _convert(flag, raw, f"{key!r} in {path}")
     return values
+
+
+_TRANSPORT_SECURITY = {"client-transport-security": "", "peer-transport-security": "peer-"}
+_TRANSPORT_KEYS = ("cert-file", "key-file", "trusted-ca-file", "client-cert-auth")
+
+
+def _flatten_transport_security(loaded: Mapping[object, object]) -> dict[object, object]:
+    """etcd's YAML nests TLS under client-/peer-transport-security; map it to the flag names."""
+    flat: dict[object, object] = {}
+    for key, raw in loaded.items():
+        prefix = _TRANSPORT_SECURITY.get(str(key))
+        if prefix is None:
+            flat[key] = raw
+            continue
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file: {key} must be a mapping")
+        for inner, value in raw.items():
+            if inner in _TRANSPORT_KEYS:
+                if value not in (None, ""):
+                    flat[prefix + str(inner)] = value
+            elif value not in (None, "", False):
+                log.warning("config file: %s.%s is not supported by cairn; ignored", key, inner)
+    return flat
 
 
 def _get(values: Mapping[str, object], name: str) -> object:
@@ -315,6 +382,8 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         ),
         listen_peer_urls=split_urls(str(_get(values, "listen-peer-urls")), "listen-peer-urls"),
         initial_advertise_peer_urls=advertise_peers,
+        client_tls=_tls_files(values, ""),
+        peer_tls=_tls_files(values, "peer-"),
         log_level=log_level,
         log_outputs=[o.strip() for o in str(_get(values, "log-outputs")).split(",") if o.strip()],
         heartbeat_interval_ms=int(_get(values, "heartbeat-interval")),  # type: ignore[call-overload]
@@ -326,6 +395,18 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         ),
         test_faults_file=str(_get(values, "experimental-test-faults-file")),
     )
+
+
+def _tls_files(values: Mapping[str, object], prefix: str) -> TLSFiles:
+    files = TLSFiles(
+        cert_file=str(_get(values, f"{prefix}cert-file")),
+        key_file=str(_get(values, f"{prefix}key-file")),
+        trusted_ca_file=str(_get(values, f"{prefix}trusted-ca-file")),
+        client_cert_auth=bool(_get(values, f"{prefix}client-cert-auth")),
+    )
+    if bool(files.cert_file) != bool(files.key_file):
+        raise ConfigError(f"--{prefix}cert-file and --{prefix}key-file must be given together")
+    return files
 
 
 def single_member_flags(name: str, data_dir: str, client_url: str, peer_url: str) -> list[str]:

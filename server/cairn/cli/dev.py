@@ -2,6 +2,8 @@
 
 Each member is its own `cairn serve` process, so an operator can kill -9 one and watch the
 others elect a new leader, exactly as on real machines. Ctrl-C (or SIGTERM) stops them all.
+With --tls, `cairn pki` certificates in <dir>/pki/ secure both ports (client certificates
+required), as an operator would run them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from cairn import pki
 from cairn.cli import config as serve_config
 
 
@@ -21,6 +24,33 @@ def _ports(index: int, client_port: int) -> tuple[int, int]:
     """Client ports 2379, 12379, 22379, ... (10000 apart); each peer port is one above."""
     client = client_port + 10_000 * index
     return client, client + 1
+
+
+def _dev_pki(root: Path, names: list[str]) -> pki.Layout:
+    """The dev cluster's CAs and certificates, created once and reused by later runs."""
+    layout = pki.Layout(root)
+    if not layout.client_ca[0].exists():
+        pki.init(root)
+    for name in names:
+        if not layout.member_peer(name)[0].exists():
+            pki.issue_member(root, name, ["localhost"], ["127.0.0.1"])
+    if not layout.client("admin")[0].exists():
+        pki.issue_client(root, "admin")
+    return layout
+
+
+def _tls_flags(layout: pki.Layout, name: str) -> list[str]:
+    (cert, key), (peer_cert, peer_key) = layout.member_server(name), layout.member_peer(name)
+    return [
+        f"--cert-file={cert}",
+        f"--key-file={key}",
+        f"--trusted-ca-file={layout.client_ca[0]}",
+        "--client-cert-auth",
+        f"--peer-cert-file={peer_cert}",
+        f"--peer-key-file={peer_key}",
+        f"--peer-trusted-ca-file={layout.peer_ca[0]}",
+        "--peer-client-cert-auth",
+    ]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,13 +62,17 @@ def main(args: argparse.Namespace) -> int:
     base.mkdir(parents=True, exist_ok=True)
     names = [f"m{i + 1}" for i in range(count)]
     ports = {name: _ports(i, args.client_port) for i, name in enumerate(names)}
-    initial = ",".join(f"{n}=http://127.0.0.1:{peer}" for n, (_, peer) in ports.items())
+    scheme = "https" if args.tls else "http"
+    layout = _dev_pki(base.resolve() / "pki", names) if args.tls else None
+    initial = ",".join(f"{n}={scheme}://127.0.0.1:{peer}" for n, (_, peer) in ports.items())
     children: dict[str, subprocess.Popen[bytes]] = {}
     for name, (client, peer) in ports.items():
         flags = serve_config.single_member_flags(
-            name, str(base / name), f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+            name, str(base / name), f"{scheme}://127.0.0.1:{client}", f"{scheme}://127.0.0.1:{peer}"
         )
         flags[-1] = f"--initial-cluster={initial}"
+        if layout is not None:
+            flags += _tls_flags(layout, name)
         log = open(base / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its life
         children[name] = subprocess.Popen(
             [sys.executable, "-m", "cairn", "serve", *flags],
@@ -50,15 +84,26 @@ def main(args: argparse.Namespace) -> int:
     lines = [f"cairn dev: {count} member(s) on loopback, data and logs in {base}/"]
     for name, (client, peer) in ports.items():
         lines.append(
-            f"  {name}: client http://127.0.0.1:{client}  peer http://127.0.0.1:{peer}  "
+            f"  {name}: client {scheme}://127.0.0.1:{client}  peer {scheme}://127.0.0.1:{peer}  "
             f"pid {children[name].pid}  log {base / name}.log"
         )
+    tls = ""
+    if layout is not None:
+        admin_cert, admin_key = layout.client("admin")
+        lines.append(f"  TLS on both ports; certificates from `cairn pki` in {layout.root}/")
+        tls = f" --cacert={layout.client_ca[0]} --cert={admin_cert} --key={admin_key}"
+        lines.append(f"  export ETCDCTL_CACERT={layout.client_ca[0]}")
+        lines.append(f"  export ETCDCTL_CERT={admin_cert} ETCDCTL_KEY={admin_key}")
     lines += [
         f"  export ETCDCTL_API=3 ENDPOINTS={endpoints}",
         "  etcdctl --endpoints=$ENDPOINTS put foo bar",
         "  etcdctl --endpoints=$ENDPOINTS get foo -w json",
+        f"  (or, without the ETCDCTL_* variables: etcdctl{tls} --endpoints=$ENDPOINTS ...)"
+        if tls
+        else "",
         "  stop: Ctrl-C",
     ]
+    lines = [line for line in lines if line]
     print("\n".join(lines), flush=True)
 
     stopping = False

@@ -42,6 +42,12 @@ def _dev(args: argparse.Namespace) -> int:
     return dev.main(args)
 
 
+def _pki(args: argparse.Namespace) -> int:
+    from cairn.cli import pki
+
+    return pki.main(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from cairn.cli import bench
 
@@ -60,7 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--dir", default=".cluster", help="where the members keep their data")
     dev.add_argument("--client-port", type=int, default=2379)
     dev.add_argument("--members", type=int, default=3, help="1, 3 or 5 members")
+    dev.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS on client and peer ports, certificates from `cairn pki` in DIR/pki",
+    )
     dev.set_defaults(func=_dev)
+
+    pki = commands.add_parser("pki", help="create CAs and issue certificates (TLS)")
+    from cairn.cli import pki as pki_module
+
+    pki_module.add_arguments(pki)
+    pki.set_defaults(func=_pki)
 
     bench = commands.add_parser("bench", help="measure put/range throughput and latency")
     from cairn.cli import bench as bench_module

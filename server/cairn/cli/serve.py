@@ -13,7 +13,7 @@ from cairn import __version__
 from cairn.api.grpc_server import build_server
 from cairn.api.learner import learner_gate
 from cairn.api.services import etcd_services
-from cairn.cli import fault_file
+from cairn.cli import fault_file, tls
 from cairn.cli.config import ConfigError, ServeConfig
 from cairn.member.raft_member import ClusterSettings, RaftMember, RaftMemberError
 from cairn.peer import PeerFaults
@@ -26,11 +26,8 @@ _background: set[asyncio.Task[None]] = set()
 
 def _bind_address(url: str) -> str:
     parts = urlsplit(url)
-    if parts.scheme != "http":
-        raise ConfigError(
-            f"--listen-client-urls: {url}: only http:// is served so far (TLS arrives with the "
-            "security issue)"
-        )
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"--listen-client-urls: {url}: only http:// and https:// are served")
     if parts.port is None:
         raise ConfigError(f"--listen-client-urls: {url} has no port")
     host = parts.hostname or "0.0.0.0"
@@ -50,6 +47,7 @@ async def run(config: ServeConfig) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     log.info("cairn %s starting member %s", __version__, config.member.name)
     addresses = [_bind_address(url) for url in config.listen_client_urls]
+    client_tls = tls.client_credentials(config)
     member = await _start_member(config)
     server = build_server(
         etcd_services(
@@ -60,9 +58,9 @@ async def run(config: ServeConfig) -> int:
         config.member.max_request_bytes,
         gate=learner_gate(member),
     )
-    for address in addresses:
+    for url, address in zip(config.listen_client_urls, addresses, strict=True):
         try:
-            port = server.add_insecure_port(address)
+            port = tls.add_client_port(server, url, address, client_tls)
         except RuntimeError as error:
             port = 0
             log.debug("bind %s failed: %s", address, error)
@@ -100,9 +98,7 @@ async def run(config: ServeConfig) -> int:
 
 async def _start_member(config: ServeConfig) -> RaftMember:
     """A Raft member, listening for its peers (a one-member cluster too: it can grow)."""
-    for url in config.listen_peer_urls:
-        if urlsplit(url).scheme != "http":
-            raise ConfigError(f"--listen-peer-urls: {url}: only http:// is served so far")
+    peer_server, peer_channel = tls.peer_credentials(config)
     faults: PeerFaults | None = None
     if config.test_faults_file:  # TEST-ONLY: --experimental-test-faults-file
         faults = PeerFaults()
@@ -115,6 +111,8 @@ async def _start_member(config: ServeConfig) -> RaftMember:
             election_timeout_ms=config.election_timeout_ms,
             snapshot_catch_up_entries=config.snapshot_catch_up_entries,
             faults=faults,
+            peer_server_credentials=peer_server,
+            peer_channel_credentials=peer_channel,
         ),
     )
     try:

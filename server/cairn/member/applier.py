@@ -12,7 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from cairn.errors import ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound
+from cairn.errors import (
+    ErrCompacted,
+    ErrFutureRev,
+    ErrKeyNotFound,
+    ErrLeaseExist,
+    ErrLeaseNotFound,
+    ErrLeaseTTLTooLarge,
+)
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore, RangeResult, TxnChanges, WriteTxn
 from cairn.proto import rpc_pb2 as pb
@@ -95,17 +102,8 @@ def do_range(view: ReadView, r: pb.RangeRequest) -> pb.RangeResponse:
     return response
 
 
-class Leases(Protocol):
-    """What the applier needs of the lease store (which arrives with the lease issue)."""
-
-    def exists(self, lease_id: int) -> bool: ...
-
-
-class NoLeases:
-    """No lease can be granted yet, so every lease ID is unknown."""
-
-    def exists(self, lease_id: int) -> bool:
-        return False
+# etcd's upper bound on a granted TTL, in seconds (lease.MaxLeaseTTL).
+MAX_LEASE_TTL = 9_000_000_000
 
 
 @dataclass(slots=True)
@@ -120,9 +118,10 @@ class Applied:
 class Applier:
     """Applies committed requests to the store."""
 
-    def __init__(self, store: MVCCStore, leases: Leases | None = None) -> None:
+    def __init__(self, store: MVCCStore) -> None:
         self.store = store
-        self.leases: Leases = leases or NoLeases()
+        # The store owns the lease table: its writes move attachments, its flushes persist it.
+        self.leases = store.leases
 
     # ---- reads -----------------------------------------------------------------------
 
@@ -151,6 +150,10 @@ class Applier:
             return self.txn(request.txn)
         if kind == "compaction":
             return self.compaction(request.compaction)
+        if kind == "lease_grant":
+            return self.lease_grant(request.lease_grant)
+        if kind == "lease_revoke":
+            return self.lease_revoke(request.lease_revoke)
         raise ValueError(f"unknown request kind {kind!r} in request {request.header.ID:x}")
 
     def put(self, r: pb.PutRequest) -> Applied:
@@ -189,6 +192,35 @@ class Applier:
         response = pb.CompactionResponse()
         response.header.revision = self.store.current_rev
         return Applied(response, compaction=(r.revision, obsolete))
+
+    def lease_grant(self, r: pb.LeaseGrantRequest) -> Applied:
+        """Record a lease with the TTL the proposer settled (the minimum is applied before
+        proposing, so every member records the same TTL); the checks come in etcd's order."""
+        if r.ID == 0:
+            raise ErrLeaseNotFound()
+        if r.TTL > MAX_LEASE_TTL:
+            raise ErrLeaseTTLTooLarge()
+        if self.leases.exists(r.ID):
+            raise ErrLeaseExist()
+        lease = self.leases.grant(r.ID, r.TTL)
+        response = pb.LeaseGrantResponse(ID=lease.id, TTL=lease.ttl)
+        response.header.revision = self.store.current_rev
+        return Applied(response)
+
+    def lease_revoke(self, r: pb.LeaseRevokeRequest) -> Applied:
+        """Delete every key the lease holds, in one revision and in key order (so every
+        member writes identical history), then forget the lease."""
+        lease = self.leases.get(r.ID)
+        if lease is None:
+            raise ErrLeaseNotFound()
+        txn = self.store.write()
+        for key in sorted(lease.keys):
+            txn.delete_range(key, None)
+        changes = txn.end()
+        self.leases.remove(r.ID)
+        response = pb.LeaseRevokeResponse()
+        response.header.revision = self.store.current_rev
+        return Applied(response, changes if changes.events else None)
 
     # ---- the pieces ------------------------------------------------------------------
 

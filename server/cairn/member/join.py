@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from cairn.member.identity import Identity
 from cairn.peer import ClusterInfo, ClusterInfoUnavailable, MemberInfo, fetch_cluster_info
+from cairn.peer.credentials import ChannelCredentialsSource
 from cairn.peer.lookup import LOOKUP_TIMEOUT
 from cairn.proto import rpc_pb2 as pb
 
@@ -74,18 +75,22 @@ MISMATCH_PAUSE_S = 0.3
 
 
 async def lookup(
-    name: str, initial_cluster: dict[str, list[str]], timeout: float = LOOKUP_TIMEOUT
+    name: str,
+    initial_cluster: dict[str, list[str]],
+    timeout: float = LOOKUP_TIMEOUT,
+    credentials: ChannelCredentialsSource | None = None,
 ) -> Joined:
     """Ask the other members for the table (first answer wins) and find this member in it.
 
     A table that does not match is asked for again for a few seconds before the mismatch is
     final: an operator starts the new member right after `member add`, and the first member
-    asked may not have applied the add yet.
+    asked may not have applied the add yet. With peer TLS, ``credentials`` are the member's
+    peer credentials: the others' peer ports refuse anyone else.
     """
     urls = remote_peer_urls(name, initial_cluster)
     for attempt in range(MISMATCH_RETRIES + 1):
         try:
-            info = await fetch_cluster_info(urls, timeout=timeout)
+            info = await fetch_cluster_info(urls, timeout=timeout, channel_credentials=credentials)
         except ClusterInfoUnavailable as error:
             raise JoinError(f"cannot fetch cluster info from peer urls: {error}") from None
         try:

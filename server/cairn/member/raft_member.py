@@ -36,9 +36,15 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
+import grpc
+
 from cairn.errors import (
     ErrLeaderChanged,
+    ErrLearnerNotReady,
+    ErrMemberNotFound,
+    ErrMemberNotLearner,
     ErrNoLeader,
+    ErrNotLeader,
     ErrRequestTooLarge,
     ErrStopped,
     ErrTimeout,
@@ -47,11 +53,12 @@ from cairn.errors import (
     ErrTimeoutLeaderTransfer,
     EtcdError,
 )
-from cairn.member import join, snapshot_image, snapshot_meta
+from cairn.member import forwarding, join, snapshot_image, snapshot_meta
 from cairn.member.applier import Applied, Applier
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
 from cairn.member.identity import Identity, member_id
+from cairn.member.lessor import Lessor
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
@@ -60,12 +67,14 @@ from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
 from cairn.mvcc.store import MVCCStore
 from cairn.mvcc.watch import WatchHub
-from cairn.peer import ClusterInfo, PeerFaults, Transport
+from cairn.peer import ClusterInfo, PeerFaults, PeerUnavailable, Transport
+from cairn.peer.credentials import ChannelCredentialsSource
 from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto.internal_pb2 import InternalRequest
+from cairn.proto.internal_pb2 import Forwarded, ForwardedAnswer, InternalRequest
 from cairn.raft import (
     ConfChange,
+    ConfChangeType,
     Config,
     ConfState,
     Entry,
@@ -88,6 +97,10 @@ from cairn.wal import HardState as WALHardState
 log = logging.getLogger("cairn.member")
 
 
+# A learner may be promoted once its log reaches this share of the leader's (etcd's rule).
+PROMOTE_READY_SHARE = 0.9
+
+
 class RaftMemberError(Exception):
     """The member cannot start (bad data dir, configuration it cannot serve)."""
 
@@ -107,8 +120,16 @@ class ClusterSettings:
     # Entries kept in memory behind a snapshot, so a follower slightly behind still catches
     # up from the log rather than with a whole image (etcd keeps 5000).
     snapshot_catch_up_entries: int = 5000
+    # ReadIndex rounds start at most this often. A read arriving when the last round started
+    # longer ago goes at once; under load, reads gather for this long and share one round
+    # (measured on 2 cores, 3 members, 128 reads in flight: ~2 reads per round and 1,700
+    # reads/s without a gap; ~12 per round and 3,000 reads/s with 4 ms).
+    read_round_min_gap_s: float = 0.004
     # Test-only: lets a test cut and heal this member's links to peers (None in production).
     faults: PeerFaults | None = None
+    # Peer TLS (--peer-cert-file ...): None for http:// peer URLs, else https:// is required.
+    peer_server_credentials: grpc.ServerCredentials | None = None
+    peer_channel_credentials: ChannelCredentialsSource | None = None
 
 
 def _retrieve_exception(future: asyncio.Future[None]) -> None:
@@ -149,6 +170,7 @@ class RaftMember:
         self._wal_writer: WALWriter | None = None
         self._request_ids: RequestIDs
         self._waiters: dict[int, asyncio.Future[Applied]] = {}
+        self._proposed_at: dict[int, float] = {}  # loop time of each waiting proposal
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
         # Conf changes proposed here, by their encoded entry data, until applied.
@@ -267,6 +289,14 @@ class RaftMember:
             )
         )
         self._request_ids = RequestIDs(self.identity.member_id)
+        c = self.cluster
+        self.lessor = Lessor(
+            self,
+            self.identity.member_id,
+            c.heartbeat_interval_ms,
+            c.election_timeout_ms,
+            c.request_timeout_s,
+        )
         self._take_image_at_restart()
 
     # Set by resolve_identity() for a first start with --initial-cluster-state existing.
@@ -286,7 +316,9 @@ class RaftMember:
         if not joining or WAL.exists(cfg.wal_dir) or cfg.name not in cfg.initial_cluster:
             return  # nothing to ask; open() reads the WAL or reports the missing name
         try:
-            joined = await join.lookup(cfg.name, cfg.initial_cluster)
+            joined = await join.lookup(
+                cfg.name, cfg.initial_cluster, credentials=self.cluster.peer_channel_credentials
+            )
         except join.JoinError as error:
             raise RaftMemberError(str(error)) from None
         self._joined = joined.identity
@@ -425,6 +457,9 @@ class RaftMember:
             on_snapshot=self._on_snapshot,
             faults=self.cluster.faults,
             cluster_info=self._cluster_info,
+            on_forward=self._answer_forwarded,
+            server_credentials=self.cluster.peer_server_credentials,
+            channel_credentials=self.cluster.peer_channel_credentials,
         )
         await self.transport.start(self.cluster.listen_peer_urls)
         # The stored table is the truth once there is one (members added or removed since
@@ -436,6 +471,7 @@ class RaftMember:
         self._tasks = [
             loop.create_task(self._run(), name="cairn-raft-ready"),
             loop.create_task(self._tick(), name="cairn-raft-tick"),
+            loop.create_task(self.lessor.run(), name="cairn-lessor"),
         ]
         self._tasks[0].add_done_callback(self._on_loop_done)
         self._campaign_if_alone()
@@ -518,6 +554,8 @@ class RaftMember:
             await asyncio.sleep(interval)
             self.node.tick()
             self._wake.set()
+            if self._proposed_at:
+                self._expire_proposals()
 
     def _on_peer_message(self, from_id: int, payload: bytes) -> None:
         try:
@@ -650,6 +688,8 @@ class RaftMember:
                     waiter.set_result(None)
                 continue
             if not entry.data:
+                if entry.term == self.term and self.is_leader:
+                    self.lessor.promote()  # our own first entry: every earlier one is applied
                 continue  # a new leader's empty entry
             request = InternalRequest.FromString(entry.data)
             try:
@@ -742,6 +782,51 @@ class RaftMember:
         except TimeoutError:
             self._conf_waiters.pop(data, None)
             raise self._timeout_error(started) from None
+
+    async def promote_learner(self, learner_id: int) -> None:
+        """MemberPromote: only the leader knows how far the learner's log is, so it decides
+        (etcd's rule: the learner holds at least 90% of the leader's log) and proposes the
+        change; a follower has the leader do it, then waits until it applied it too."""
+        target = self.membership.get(learner_id)
+        if target is None:
+            raise ErrMemberNotFound()
+        if not target.isLearner:
+            raise ErrMemberNotLearner()
+        if not self.is_leader:
+            request = Forwarded(member_promote=pb.MemberPromoteRequest(ID=learner_id))
+            try:
+                await forwarding.to_leader(
+                    self.transport, self.leader, request, self.cluster.request_timeout_s
+                )
+            except PeerUnavailable:
+                raise ErrNoLeader() if self.leader == 0 else ErrTimeout() from None
+            await self.linearizable_barrier()
+            return
+        status = self.node.status()
+        own = status.progress.get(self.identity.member_id)
+        learner = status.progress.get(learner_id)
+        leader_match = own.match if own is not None else status.last_index
+        if learner is None or learner.match < leader_match * PROMOTE_READY_SHARE:
+            raise ErrLearnerNotReady()
+        promoted = pb.Member(ID=learner_id, peerURLs=list(target.peerURLs), isLearner=False)
+        change = ConfChange(ConfChangeType.ADD_VOTER, learner_id, promoted.SerializeToString())
+        await self.change_membership(change)
+
+    async def _answer_forwarded(self, from_id: int, payload: bytes) -> bytes:
+        """The peer transport's `on_forward`: answer what a follower forwarded to us."""
+        request = Forwarded.FromString(payload)
+        try:
+            if request.WhichOneof("request") == "member_promote":
+                if not self.is_leader:
+                    raise ErrNotLeader()
+                await self.promote_learner(request.member_promote.ID)
+                answer = ForwardedAnswer()
+                answer.member_promote.SetInParent()
+            else:
+                answer = await self.lessor.answer_forwarded(request)
+        except EtcdError as error:
+            answer = forwarding.error_answer(error)
+        return answer.SerializeToString()
 
     async def move_leader(self, target: int) -> None:
         """Hand leadership to `target` and wait until this member sees it lead.
@@ -913,21 +998,38 @@ class RaftMember:
         data = request.SerializeToString()
         if len(data) > self.config.max_request_bytes:
             raise ErrRequestTooLarge()
+        request_id = request.header.ID
         loop = asyncio.get_running_loop()
-        started = loop.time()
         future: asyncio.Future[Applied] = loop.create_future()
-        self._waiters[request.header.ID] = future
+        self._waiters[request_id] = future
         try:
             self.node.propose(data)
         except ProposalDropped:
-            del self._waiters[request.header.ID]
+            del self._waiters[request_id]
             raise ErrNoLeader() from None
+        # No timer per request: the tick sweeps proposals older than the request timeout.
+        self._proposed_at[request_id] = loop.time()
         self._wake.set()
         try:
-            return await asyncio.wait_for(future, self.cluster.request_timeout_s)
-        except TimeoutError:
-            self._waiters.pop(request.header.ID, None)
-            raise self._timeout_error(started) from None
+            return await future
+        finally:
+            self._waiters.pop(request_id, None)
+            self._proposed_at.pop(request_id, None)
+
+    def _expire_proposals(self) -> None:
+        """Fail the proposals still waiting after the request timeout (oldest first: IDs
+        grow, and dicts keep insertion order)."""
+        deadline = asyncio.get_running_loop().time() - self.cluster.request_timeout_s
+        expired = []
+        for request_id, started in self._proposed_at.items():
+            if started > deadline:
+                break
+            expired.append((request_id, started))
+        for request_id, started in expired:
+            del self._proposed_at[request_id]
+            future = self._waiters.pop(request_id, None)
+            if future is not None and not future.done():
+                future.set_exception(self._timeout_error(started))
 
     async def linearizable_barrier(self) -> None:
         """Wait until this member has applied everything committed when the read arrived.
@@ -951,7 +1053,14 @@ class RaftMember:
             raise ErrTimeout() from None
 
     async def _run_read_rounds(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_start = float("-inf")
         while self._next_round is not None and not self._stopping:
+            # Under load, let reads that are still being decoded join this round.
+            wait = last_start + self.cluster.read_round_min_gap_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last_start = loop.time()
             current, self._next_round = self._next_round, None
             try:
                 await self._read_index_round()

@@ -16,6 +16,7 @@ import plyvel
 HISTORY = b"r"  # revision -> record (kind byte + mvccpb.KeyValue)
 META = b"m"  # name -> value
 MEMBERS = b"c"  # member ID (8 bytes, big-endian) -> member record (cairn.member.membership)
+LEASES = b"l"  # lease ID (8 bytes, big-endian, signed) -> cairnpb.LeaseRecord (cairn.mvcc.lease)
 
 _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")

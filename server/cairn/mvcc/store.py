@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from cairn.errors import ErrCompacted, ErrFutureRev
 from cairn.mvcc.backend import HISTORY, Backend, meta_key
 from cairn.mvcc.keyindex import KeyCheckpoint, KeyIndex
+from cairn.mvcc.lease import LeaseStore
 from cairn.mvcc.revision import Revision
 from cairn.proto.kv_pb2 import Event, KeyValue
 
@@ -61,6 +62,8 @@ class MVCCStore:
         self._staged: dict[bytes, bytes] = {}
         self._staged_meta: dict[str, int] = {}
         self._staged_raw: dict[bytes, bytes] = {}
+        self._staged_deletes: set[bytes] = set()
+        self.leases: LeaseStore
         self._restore()
 
     @property
@@ -74,13 +77,20 @@ class MVCCStore:
         """Rebuild the key index from history and finish a compaction a crash interrupted."""
         last_rev = 1
         records = 0
+        # The lease each live key's latest value names: what the lease store attaches.
+        attached: dict[bytes, int] = {}
         for raw_rev, record in self.backend.scan(HISTORY):
             rev = Revision.from_bytes(raw_rev)
             kv = KeyValue.FromString(record[1:])
             tombstone = record[:1] == RECORD_TOMBSTONE
             self.index.restore(kv.key, rev, tombstone, kv.create_revision, kv.version)
+            if tombstone or not kv.lease:
+                attached.pop(kv.key, None)
+            else:
+                attached[kv.key] = kv.lease
             last_rev = rev.main
             records += 1
+        self.leases = LeaseStore(self.backend, self, attached)
         self.current_rev = max(last_rev, self.backend.get_int(META_CURRENT_REV, 1))
         self.applied_index = self.backend.get_int(META_APPLIED_INDEX, 0)
         scheduled = self.backend.get_int(META_SCHEDULED_COMPACT, -1)
@@ -150,10 +160,11 @@ class MVCCStore:
         for name, value in self._staged_meta.items():
             puts[meta_key(name)] = Backend.encode_int(value)
         puts.update(self._staged_raw)
-        self.backend.write_batch(puts)
+        self.backend.write_batch(puts, sorted(self._staged_deletes))
         self._staged.clear()
         self._staged_meta.clear()
         self._staged_raw.clear()
+        self._staged_deletes.clear()
         self.applied_index = applied_index
 
     def stage_raw(self, key: bytes, value: bytes) -> None:
@@ -162,7 +173,17 @@ class MVCCStore:
         State applied from a log entry must land in the same batch as the applied index that
         covers it, or a crash between two batches would skip or repeat it on replay.
         """
+        self._staged_deletes.discard(key)
         self._staged_raw[key] = value
+
+    def stage_delete(self, key: bytes) -> None:
+        """Delete a non-MVCC record (a revoked lease) in the next flush's batch.
+
+        A put of the same key staged earlier in the group is dropped: the batch applies
+        deletes before puts, so keeping both would resurrect the record.
+        """
+        self._staged_raw.pop(key, None)
+        self._staged_deletes.add(key)
 
     # ---- compaction --------------------------------------------------------------------
 
@@ -263,7 +284,12 @@ class WriteTxn:
         return len(doomed)
 
     def end(self) -> TxnChanges:
-        """Make the txn's revision the store's current one (if it changed anything)."""
+        """Make the txn's revision the store's current one (if it changed anything).
+
+        Lease attachments follow the committed events here, once: a txn that aborted never
+        reaches end(), so there is nothing to undo in the lease store.
+        """
         if self.changes.events:
             self._store.current_rev = self.begin_rev + 1
+            self._store.leases.follow(self.changes.events)
         return self.changes

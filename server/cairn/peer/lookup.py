@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 
+from cairn.peer.credentials import ChannelCredentialsSource, current
 from cairn.peer.handshake import PROTOCOL_VERSION, format_id
 from cairn.peer.sender import PeerUnavailable
 from cairn.peer.urls import PeerURLError, parse_peer_url
@@ -97,7 +98,7 @@ async def fetch_cluster_info(
     urls: Sequence[str],
     *,
     timeout: float = LOOKUP_TIMEOUT,
-    channel_credentials: grpc.ChannelCredentials | None = None,
+    channel_credentials: ChannelCredentialsSource | None = None,
 ) -> ClusterInfo:
     """Ask ``urls`` in order and return the first table a peer answers with.
 
@@ -120,9 +121,8 @@ async def fetch_cluster_info(
     raise ClusterInfoUnavailable(failures)
 
 
-async def _ask(
-    url: str, timeout: float, credentials: grpc.ChannelCredentials | None
-) -> ClusterInfo:
+async def _ask(url: str, timeout: float, source: ChannelCredentialsSource | None) -> ClusterInfo:
+    credentials = current(source)
     target = parse_peer_url(url)
     if target.secure != (credentials is not None):
         raise PeerURLError(

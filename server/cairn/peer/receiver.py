@@ -32,6 +32,10 @@ MessageHandler = Callable[[int, bytes], None]
 
 SNAPSHOT_UNIMPLEMENTED = "cairn: this member does not take snapshots over the peer transport"
 MEMBERS_UNIMPLEMENTED = "cairn: this member does not serve its member table to peers"
+FORWARD_UNIMPLEMENTED = "cairn: this member does not answer forwarded requests"
+
+ForwardHandler = Callable[[int, bytes], Awaitable[bytes]]
+"""``on_forward(from_id, payload)``: the member's answer to a request another member forwarded."""
 
 
 def _tracked(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -60,9 +64,11 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         faults: PeerFaults | None = None,
         on_snapshot: SnapshotHandler | None = None,
         cluster_info: ClusterInfoSource | None = None,
+        on_forward: ForwardHandler | None = None,
     ) -> None:
         self._identity = identity
         self._cluster_info = cluster_info
+        self._on_forward = on_forward
         self._faults = faults
         self._on_snapshot = on_snapshot
         self._on_message = on_message
@@ -189,6 +195,20 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         assert self._cluster_info is not None
         log.debug("answered a member table request from %s", context.peer())
         return self._cluster_info().to_proto()
+
+    @_tracked
+    async def Forward(
+        self, request: peer_pb2.ForwardRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> peer_pb2.ForwardResponse:
+        """Check the hello, then let the member answer the payload."""
+        await self._refuse_if_invalid(request.hello, context)
+        if self._faults is not None and request.hello.from_id in self._faults.blocked:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "cairn: partitioned (fault injection)")
+        if self._on_forward is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, FORWARD_UNIMPLEMENTED)
+        assert self._on_forward is not None
+        answer = await self._on_forward(request.hello.from_id, request.payload)
+        return peer_pb2.ForwardResponse(payload=answer)
 
     @_tracked
     async def SendSnapshot(

@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 
+from cairn.peer.credentials import ChannelCredentialsSource, current
 from cairn.peer.handshake import LocalIdentity, format_id
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.options import TransportOptions
@@ -91,7 +92,7 @@ class PeerSender:
         metrics: PeerMetrics,
         options: TransportOptions,
         on_unreachable: Callable[[int], None] | None = None,
-        channel_credentials: grpc.ChannelCredentials | None = None,
+        channel_credentials: ChannelCredentialsSource | None = None,
     ) -> None:
         if not urls:
             raise ValueError(f"peer {format_id(peer_id)} needs at least one URL")
@@ -250,8 +251,9 @@ class PeerSender:
 
     def _open_channel(self, url: PeerURL) -> grpc.aio.Channel:
         options = channel_options(self._options)
-        if self._credentials is not None:
-            return grpc.aio.secure_channel(url.target, self._credentials, options=options)
+        credentials = current(self._credentials)
+        if credentials is not None:
+            return grpc.aio.secure_channel(url.target, credentials, options=options)
         return grpc.aio.insecure_channel(url.target, options=options)
 
     async def _connect(self, url: PeerURL) -> Any:
@@ -434,6 +436,23 @@ class PeerSender:
         elapsed = time.monotonic() - started
         self._metrics.record_rtt(self.peer_id, elapsed)
         return elapsed
+
+    async def forward(self, payload: bytes, timeout: float) -> bytes:
+        """Have the peer answer a forwarded request, over the current stream's channel (so
+        peer TLS applies); raises PeerUnavailable while the peer is not connected or when the
+        call fails (refused, timed out, or the peer serves no forwarded requests)."""
+        channel = self._channel
+        if channel is None or self.state is not PeerState.ACTIVE:
+            raise PeerUnavailable(f"peer {format_id(self.peer_id)} is not connected")
+        request = peer_pb2.ForwardRequest(
+            hello=self._identity.hello_to(self.peer_id), payload=payload
+        )
+        try:
+            reply = await peer_pb2_grpc.PeerStub(channel).Forward(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            # The caller decides what to do next (the member retries), whatever the failure.
+            raise PeerUnavailable(f"peer {format_id(self.peer_id)}: {_describe(error)}") from None
+        return bytes(reply.payload)
 
     async def _probe_loop(self) -> None:
         assert self._options.probe_interval is not None

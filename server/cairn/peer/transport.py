@@ -13,13 +13,14 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
+from cairn.peer.credentials import ChannelCredentialsSource
 from cairn.peer.faults import PeerFaults
 from cairn.peer.handshake import LocalIdentity, format_id
 from cairn.peer.lookup import ClusterInfoSource
 from cairn.peer.metrics import PeerMetrics
 from cairn.peer.options import TransportOptions
 from cairn.peer.ratelimit import RateLimitedLog
-from cairn.peer.receiver import MessageHandler, PeerService
+from cairn.peer.receiver import ForwardHandler, MessageHandler, PeerService
 from cairn.peer.sender import PeerSender, PeerState, PeerUnavailable
 from cairn.peer.server import PeerServer
 from cairn.peer.snapshot import SnapshotData, SnapshotHandler, SnapshotSendError
@@ -35,10 +36,13 @@ class Transport:
     ``on_unreachable(peer_id)`` is called when a message to a known peer is dropped or its
     stream fails, so the member can tell Raft (``report_unreachable``) to stop pipelining to it.
     Credentials are optional: without them peers talk plaintext over ``http://`` URLs; with them
-    (mutual TLS against the peer CA) only ``https://`` URLs are accepted. ``on_snapshot``
+    (mutual TLS against the peer CA) only ``https://`` URLs are accepted; channel credentials
+    may be a callable, asked at every dial, so a rotated peer certificate is used from the next
+    connection on. ``on_snapshot``
     takes snapshots other members stream here (see :mod:`cairn.peer.snapshot`); without it
-    they are refused. ``cluster_info`` answers a joining member's ``Members`` call (see
-    :mod:`cairn.peer.lookup`); without it that call is refused. ``faults`` is for cluster
+    they are refused. ``on_forward`` answers requests other members forward here (see
+    :meth:`forward`); without it they are refused. ``cluster_info`` answers a joining
+    member's ``Members`` call (see :mod:`cairn.peer.lookup`); without it that call is refused. ``faults`` is for cluster
     tests only (see :mod:`cairn.peer.faults`).
     """
 
@@ -50,11 +54,12 @@ class Transport:
         *,
         on_unreachable: Callable[[int], None] | None = None,
         server_credentials: grpc.ServerCredentials | None = None,
-        channel_credentials: grpc.ChannelCredentials | None = None,
+        channel_credentials: ChannelCredentialsSource | None = None,
         options: TransportOptions | None = None,
         faults: PeerFaults | None = None,
         on_snapshot: SnapshotHandler | None = None,
         cluster_info: ClusterInfoSource | None = None,
+        on_forward: ForwardHandler | None = None,
     ) -> None:
         self.member_id = member_id
         self.cluster_id = cluster_id
@@ -67,7 +72,13 @@ class Transport:
         """Test-only partitions; None (the default) in production."""
         self._server = PeerServer(
             PeerService(
-                self._identity, on_message, self.metrics, faults, on_snapshot, cluster_info
+                self._identity,
+                on_message,
+                self.metrics,
+                faults,
+                on_snapshot,
+                cluster_info,
+                on_forward,
             ),
             self.options,
             server_credentials,
@@ -176,6 +187,17 @@ class Transport:
             self.metrics.snapshot_send_failures[to] += 1
             raise SnapshotSendError(f"snapshot to unknown peer {format_id(to)}")
         return await sender.send_snapshot(message, data, total_bytes)
+
+    async def forward(self, peer_id: int, payload: bytes, timeout: float) -> bytes:
+        """Have ``peer_id`` answer a request (its member's ``on_forward``); raises
+        PeerUnavailable when it is unknown, not connected, partitioned away, or the call
+        fails."""
+        if self.faults is not None and peer_id in self.faults.blocked:
+            raise PeerUnavailable(f"peer {format_id(peer_id)}: partitioned (fault injection)")
+        sender = self._peers.get(peer_id)
+        if sender is None:
+            raise PeerUnavailable(f"peer {format_id(peer_id)} is unknown")
+        return await sender.forward(payload, timeout)
 
     async def probe(self, peer_id: int) -> float:
         """Measure one round trip to ``peer_id`` now (seconds); also recorded in the metrics."""

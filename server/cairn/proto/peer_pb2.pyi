@@ -107,3 +107,17 @@ class MembersResponse(_message.Message):
     cluster_id: int
     members: _containers.RepeatedCompositeFieldContainer[ClusterMember]
     def __init__(self, cluster_id: _Optional[int] = ..., members: _Optional[_Iterable[_Union[ClusterMember, _Mapping]]] = ...) -> None: ...
+
+class ForwardRequest(_message.Message):
+    __slots__ = ("hello", "payload")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    hello: PeerHello
+    payload: bytes
+    def __init__(self, hello: _Optional[_Union[PeerHello, _Mapping]] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class ForwardResponse(_message.Message):
+    __slots__ = ("payload",)
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    payload: bytes
+    def __init__(self, payload: _Optional[bytes] = ...) -> None: ...

@@ -54,6 +54,11 @@ class PeerStub:
                 request_serializer=cairn_dot_proto_dot_peer__pb2.MembersRequest.SerializeToString,
                 response_deserializer=cairn_dot_proto_dot_peer__pb2.MembersResponse.FromString,
                 _registered_method=True)
+        self.Forward = channel.unary_unary(
+                '/cairnpb.Peer/Forward',
+                request_serializer=cairn_dot_proto_dot_peer__pb2.ForwardRequest.SerializeToString,
+                response_deserializer=cairn_dot_proto_dot_peer__pb2.ForwardResponse.FromString,
+                _registered_method=True)
 
 
 class PeerServicer:
@@ -87,6 +92,13 @@ class PeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forward(self, request, context):
+        """A request for the receiving member to answer (see ForwardRequest).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +121,11 @@ def add_PeerServicer_to_server(servicer, server):
                     servicer.Members,
                     request_deserializer=cairn_dot_proto_dot_peer__pb2.MembersRequest.FromString,
                     response_serializer=cairn_dot_proto_dot_peer__pb2.MembersResponse.SerializeToString,
+            ),
+            'Forward': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forward,
+                    request_deserializer=cairn_dot_proto_dot_peer__pb2.ForwardRequest.FromString,
+                    response_serializer=cairn_dot_proto_dot_peer__pb2.ForwardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +236,33 @@ class Peer:
             '/cairnpb.Peer/Members',
             cairn_dot_proto_dot_peer__pb2.MembersRequest.SerializeToString,
             cairn_dot_proto_dot_peer__pb2.MembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cairnpb.Peer/Forward',
+            cairn_dot_proto_dot_peer__pb2.ForwardRequest.SerializeToString,
+            cairn_dot_proto_dot_peer__pb2.ForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,
