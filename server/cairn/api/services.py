@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from cairn.api.cluster import ClusterService
+from cairn.api.election import ElectionService
 from cairn.api.kv import KVService
 from cairn.api.lease import LeaseService
+from cairn.api.lock import LockService
 from cairn.api.maintenance import MaintenanceService
 from cairn.api.watch import DEFAULT_PROGRESS_NOTIFY_INTERVAL_S, WatchService
 from cairn.member.raft_member import RaftMember
@@ -29,4 +31,6 @@ def etcd_services(
         "etcdserverpb.Cluster": ClusterService(member),
         "etcdserverpb.Maintenance": MaintenanceService(member),
         "etcdserverpb.Watch": WatchService(member, watch_progress_notify_interval_s),
+        "v3lockpb.Lock": LockService(member),
+        "v3electionpb.Election": ElectionService(member),
     }
