@@ -104,9 +104,10 @@ def feed(name: str, text: str) -> Step:
     return Step((), stdin=text, kind="feed", name=name)
 
 
-def stop(name: str) -> Step:
-    """Wait until `name` printed nothing for a while, kill it, compare its whole output."""
-    return Step((), kind="stop", name=name)
+def stop(name: str, capture: dict[str, str] | None = None) -> Step:
+    """Wait until `name` printed nothing for a while, kill it, compare its whole output;
+    `capture` takes values from that output (a lock key's lease) as `ctl` does."""
+    return Step((), capture=tuple((capture or {}).items()), kind="stop", name=name)
 
 
 # A background command is given this long to connect (and create its watch) before the next
@@ -221,8 +222,16 @@ class Side:
         if step.kind != "run":
             return self._background_step(step, args, stdin)
         result: CtlResult = run_etcdctl(self.server.client_url, args, stdin=stdin)
+        self._capture(step, result.stdout)
+        return Outcome(
+            result.returncode,
+            self.masker.mask_stdout(result.stdout),
+            self.masker.mask_stderr(result.stderr),
+        )
+
+    def _capture(self, step: Step, stdout: str) -> None:
         for name, pattern in step.capture:
-            found = re.search(pattern, result.stdout)
+            found = re.search(pattern, stdout)
             if found is None:
                 continue
             captured = found.group(1)
@@ -231,11 +240,6 @@ class Side:
             if re.fullmatch(r"[0-9a-f]+", captured):
                 # Lease ids are printed in hex by the simple format, in decimal by json/fields.
                 self.masker.add_replacement(str(int(captured, 16)), f"<{name}>")
-        return Outcome(
-            result.returncode,
-            self.masker.mask_stdout(result.stdout),
-            self.masker.mask_stderr(result.stderr),
-        )
 
     def _background_step(self, step: Step, args: list[Arg], stdin: str | bytes | None) -> Outcome:
         if step.kind == "start":
@@ -257,6 +261,7 @@ class Side:
             return Outcome(0, "", "")
         del self.background[step.name]
         code, stdout, stderr = running.finish()
+        self._capture(step, stdout)
         return Outcome(code, self.masker.mask_stdout(stdout), self.masker.mask_stderr(stderr))
 
     def close(self) -> None:

@@ -732,6 +732,61 @@ WATCH_INTERACTIVE = scenario(
     stop("j"),
 )
 
+# -- lock and elect -------------------------------------------------------------------------
+# etcdctl runs etcd's concurrency recipes in the client (lease, txn, range, watch); the keys it
+# prints end in the session's lease ID, random on etcd: captured, then shown as <name>.
+LOCK_KEY = r"mylock/([0-9a-f]+)"
+ELECTION_KEY = r"myelection/([0-9a-f]+)"
+
+LOCK_RUNS_A_COMMAND = scenario(
+    "lock_runs_the_command_while_holding_the_lock_then_releases_it",
+    ctl("lock", "mylock", "--", "echo", "done"),  # rev 2 put, rev 3 delete
+    # etcd: the command sees the key and the revision it was acquired at (a fencing token)
+    ctl(
+        "lock",
+        "mylock",
+        "--",
+        "sh",
+        "-c",
+        "echo $ETCD_LOCK_KEY $ETCD_LOCK_REV",
+        capture={"second": LOCK_KEY},
+    ),
+    ctl("lock", "--ttl", "5", "mylock", "--", "echo", "with a ttl"),
+    ctl("lock", "mylock", "--", "false"),  # etcd: "Error: exit status 1", exit 1
+    ctl("lock", "mylock", "--", "/nonexistent/command"),
+    ctl("lock"),  # etcd: usage error, exit 128
+    ctl("get", "--prefix", "mylock/", "-w", "json"),  # every key was released
+)
+
+LOCK_WAITS_FOR_A_KILLED_HOLDER = scenario(
+    "lock_waiter_gets_the_lock_when_the_killed_holders_lease_expires",
+    start("holder", "lock", "--ttl", "2", "mylock"),  # prints its key and holds the lock
+    ctl("get", "--prefix", "mylock/", "--keys-only", capture={"holder": LOCK_KEY}),
+    start("waiter", "lock", "mylock", "--", "echo", "waiter got it"),
+    # the oldest key holds the lock
+    ctl("get", "--prefix", "mylock/", "--sort-by", "CREATE", "--limit", "1", "--keys-only"),
+    stop("holder"),  # SIGKILL: nobody revokes or keeps alive its 2 s lease
+    # queued behind the waiter: returns once the holder's lease expired and the waiter is done
+    ctl("lock", "mylock", "--", "echo", "third"),
+    stop("waiter"),
+    ctl("get", "--prefix", "mylock/", "-w", "json"),
+)
+
+ELECT_AND_LISTEN = scenario(
+    "elect_prints_the_leader_and_a_listener_sees_the_next_one_when_its_session_ends",
+    ctl("elect", "-l"),  # etcd: usage error, exit 128
+    start("leader", "elect", "myelection", "proposal"),
+    ctl("get", "--prefix", "myelection/", "--keys-only", capture={"leader": ELECTION_KEY}),
+    start("listener", "elect", "-l", "myelection"),
+    start("candidate", "elect", "myelection", "second"),
+    # the leader's session ends (as when its process dies and its lease expires)
+    ctl("lease", "revoke", "{{leader}}"),
+    stop("candidate", capture={"candidate": ELECTION_KEY}),
+    stop("leader"),  # etcd: it notices its session is gone and says so
+    stop("listener"),
+)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     PUT_BASICS,
     PUT_PREV_KV,
@@ -767,4 +822,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     WATCH_PREV_KV,
     WATCH_COMPACTED,
     WATCH_INTERACTIVE,
+    LOCK_RUNS_A_COMMAND,
+    LOCK_WAITS_FOR_A_KILLED_HOLDER,
+    ELECT_AND_LISTEN,
 )
