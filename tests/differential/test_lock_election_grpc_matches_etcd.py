@@ -119,7 +119,8 @@ class Transcript:
                 str(lease_id), f"<{name}>"
             )
         # Leases the server granted itself (a Lock or Campaign without a lease).
-        text = re.sub(r"\b[0-9a-f]{16}\b", "<server lease>", text)
+        # In a key, the lease ID is everything after the last slash (hex, no leading zeros).
+        text = re.sub(r'(?<=/)[0-9a-f]{1,16}(?=")', "<server lease>", text)
         return re.sub(r"lease: \d{6,}", "lease: <server lease>", text)
 
     def close(self) -> None:
@@ -257,8 +258,8 @@ def observe_starts_with_the_current_leader(t: Transcript) -> None:
         t.election.Campaign,
         el.CampaignRequest(name=b"e", lease=t.grant("a"), value=b"v"),
     )
-    t.observe("observe", b"e", seconds=1.0)()
-    t.observe("observe another election", b"other", seconds=1.0)()
+    t.observe("observe", b"e", seconds=2.0)()
+    t.observe("observe another election", b"other", seconds=2.0)()
 
 
 CASES: dict[str, Callable[[Transcript], None]] = {

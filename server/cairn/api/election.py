@@ -170,10 +170,12 @@ class ElectionService:
                     else:
                         kv, revision = await self._first_put(prefix, found.header.revision + 1)
                     yield self._leader_response(kv, revision)
-                    async for event, at in queue.events(kv.key, None, revision + 1):
-                        if event.type == Event.DELETE:
-                            break
-                        yield self._leader_response(event.kv, at)
+                    changes = queue.events(kv.key, None, revision + 1)
+                    async with contextlib.aclosing(changes) as events:
+                        async for event, at in events:
+                            if event.type == Event.DELETE:
+                                break
+                            yield self._leader_response(event.kv, at)
                 except Compacted:
                     continue
         except EtcdError as error:
@@ -181,9 +183,9 @@ class ElectionService:
 
     async def _first_put(self, prefix: bytes, from_rev: int) -> tuple[KeyValue, int]:
         """The first key put under `prefix` from `from_rev` on, and its revision."""
-        async for event, _ in self._queue.events(
-            prefix, store_range_end(prefix_end(prefix)), from_rev
-        ):
-            if event.type == Event.PUT:
-                return event.kv, event.kv.mod_revision
+        puts = self._queue.events(prefix, store_range_end(prefix_end(prefix)), from_rev)
+        async with contextlib.aclosing(puts) as events:
+            async for event, _ in events:
+                if event.type == Event.PUT:
+                    return event.kv, event.kv.mod_revision
         raise AssertionError("a watch only ends by raising")

@@ -5,7 +5,10 @@ tests/differential/test_lock_election_grpc_matches_etcd.py):
 
 - Lock blocks until the caller's key `<name>/<lease hex>` is the oldest under `<name>/`, then
   answers that key; the header's revision is the revision at which the lock was seen held
-  (the txn that created the key, or the read that found no older key).
+  (the txn that created the key, or the read that found it still there after the wait).
+- A caller whose lease expired while it waited (so its key is gone) gets `mutex: session is
+  expired`, as from etcd 3.5; etcd 3.4.23 answers such a caller with its deleted key, as if
+  it held the lock, which would let two callers believe they hold it.
 - Lock with lease 0 grants a lease of 60 s that nobody keeps alive (etcd does the same).
 - Lock again with the same lease answers the same key at once if it holds the lock.
 - A caller that gives up while waiting (deadline, cancel) has its key deleted, so it does not
@@ -19,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from cairn.api.recipes import Queue, as_recipe_error
+from cairn.api.recipes import Queue, RecipeError, as_recipe_error
 from cairn.errors import ErrEmptyKey, EtcdError
 from cairn.member.raft_member import RaftMember
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto import v3lock_pb2 as lockpb
 from cairn.proto.internal_pb2 import InternalRequest
+
+# etcd 3.5's answer when the caller's key vanished (its lease expired) before its turn came.
+ERR_SESSION_EXPIRED = "mutex: session is expired"
 
 
 class LockService:
@@ -47,12 +53,17 @@ class LockService:
             header = created.header
         else:
             try:
-                header = await self._queue.wait_predecessors(request.name + b"/", my_rev - 1)
+                await self._queue.wait_predecessors(request.name + b"/", my_rev - 1)
+                # The caller's lease may have expired while it waited, taking its key along.
+                own = await self._queue.get(pb.RangeRequest(key=key))
             except BaseException as error:
                 self._abandon(key)
                 if isinstance(error, EtcdError):
                     raise as_recipe_error(error) from None
                 raise
+            if not own.kvs:
+                raise RecipeError(ERR_SESSION_EXPIRED)
+            header = own.header
         response = lockpb.LockResponse(key=key)
         response.header.CopyFrom(header)
         self._member.fill_header(response.header)

@@ -16,6 +16,7 @@ hub), without a gRPC round trip to itself.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from cairn.errors import EtcdError
@@ -170,9 +171,10 @@ class Queue:
         """Return once `key` is deleted at `from_rev` or later, or when that history is
         compacted (the caller reads the queue again, so nothing is lost)."""
         try:
-            async for event, _ in self.events(key, None, from_rev):
-                if event.type == Event.DELETE:
-                    return
+            async with contextlib.aclosing(self.events(key, None, from_rev)) as events:
+                async for event, _ in events:
+                    if event.type == Event.DELETE:
+                        return
         except Compacted:
             return
 
