@@ -105,6 +105,23 @@ def watch_from_a_compacted_revision_raises(client_port: int) -> None:
     with_client(client_port, body)
 
 
+def lock_excludes_a_second_holder_until_released(client_port: int) -> None:
+    async def body(client: aetcd.Client) -> None:
+        first, second = client.lock(b"locks/L", ttl=30), client.lock(b"locks/L", ttl=30)
+        assert await first.acquire(timeout=5)
+        assert await first.is_acquired()
+        assert not await second.acquire(timeout=1)  # waits on a watch, then gives up
+        waiting = asyncio.create_task(second.acquire(timeout=10))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        assert await first.release()
+        assert await waiting  # woken by the delete event
+        assert await second.is_acquired() and not await first.is_acquired()
+        await second.release()
+
+    with_client(client_port, body)
+
+
 CHECKS = {
     f.__name__: f
     for f in (
@@ -112,6 +129,7 @@ CHECKS = {
         watch_a_key_from_a_past_revision_then_live,
         watch_prefix_filtered_to_deletes,
         watch_from_a_compacted_revision_raises,
+        lock_excludes_a_second_holder_until_released,
     )
 }
 

@@ -1,7 +1,7 @@
 """The `aetcd` asyncio client (PyPI), unmodified, against a real `cairn serve` process: put,
 get, transaction and watch (from a past revision with prev_kv, on a prefix filtered to
-deletes, from a compacted revision) behave as aetcd's users expect from etcd. Leases and
-locks come with their services.
+deletes, from a compacted revision) and aetcd's lock (its own recipe on leases, txn and
+watch) behave as aetcd's users expect from etcd.
 
 Each check runs in a process of its own (tests/api/aetcd_checks.py): aetcd's generated
 protos use etcd's package names, which clash with cairn's in one protobuf descriptor pool.
@@ -25,6 +25,7 @@ CHECKS = (
     "watch_a_key_from_a_past_revision_then_live",
     "watch_prefix_filtered_to_deletes",
     "watch_from_a_compacted_revision_raises",
+    "lock_excludes_a_second_holder_until_released",
 )
 
 
