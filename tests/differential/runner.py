@@ -238,8 +238,10 @@ class Side:
             self.variables[name] = captured
             self.masker.add_replacement(captured, f"<{name}>")
             if re.fullmatch(r"[0-9a-f]+", captured):
-                # Lease ids are printed in hex by the simple format, in decimal by json/fields.
+                # Lease ids are printed in hex by the simple format, in decimal by json/fields;
+                # `lease` commands pad the hex to 16 digits, lock and election keys do not.
                 self.masker.add_replacement(str(int(captured, 16)), f"<{name}>")
+                self.masker.add_replacement(captured.zfill(16), f"<{name}>")
 
     def _background_step(self, step: Step, args: list[Arg], stdin: str | bytes | None) -> Outcome:
         if step.kind == "start":

@@ -9,11 +9,12 @@ replaced by the name of the lease they belong to.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -89,22 +90,28 @@ class Transcript:
 
         return finish
 
-    def observe(self, label: str, name: bytes, seconds: float) -> Callable[[], None]:
-        """An Observe stream for `seconds`; `finish` waits for its end and records all it saw."""
+    def observe(self, label: str, name: bytes) -> Callable[[], None]:
+        """Open an Observe stream. `finish` gives it a moment for what is on its way, cancels
+        it and records every answer it got (not how it ended: on a deadline, etcd ends the
+        stream with UNKNOWN or DEADLINE_EXCEEDED depending on which side noticed first)."""
+        call = self.election.Observe(el.LeaderRequest(name=name), timeout=60)
+        seen: list[str] = []
 
-        def run() -> str:
-            seen = []
-            try:
-                request = el.LeaderRequest(name=name)
-                for response in self.election.Observe(request, timeout=seconds):
+        def read() -> None:
+            with contextlib.suppress(grpc.RpcError):
+                for response in call:
                     seen.append(self.mask(response))
-            except grpc.RpcError as error:
-                seen.append(f"end {error.code().name}")
-            return " | ".join(seen)
 
-        future: Future[str] = self._pool.submit(run)
+        reader = self._pool.submit(read)
         time.sleep(SETTLE_S)
-        return lambda: self.record(label, future.result())
+
+        def finish() -> None:
+            time.sleep(SETTLE_S)
+            call.cancel()
+            reader.result()
+            self.record(label, " | ".join(seen) or "nothing")
+
+        return finish
 
     def record(self, label: str, text: str) -> None:
         with self._mutex:
@@ -239,7 +246,7 @@ def election_refuses_what_etcd_refuses(t: Transcript) -> None:
 
 def campaign_waits_and_observe_sees_each_leader_and_value(t: Transcript) -> None:
     a, b = t.grant("a"), t.grant("b")
-    observer = t.observe("observe", b"e", seconds=4 * SETTLE_S + 2.0)
+    observer = t.observe("observe", b"e")
     won = t.call(
         "campaign a", t.election.Campaign, el.CampaignRequest(name=b"e", lease=a, value=b"a1")
     )
@@ -258,8 +265,8 @@ def observe_starts_with_the_current_leader(t: Transcript) -> None:
         t.election.Campaign,
         el.CampaignRequest(name=b"e", lease=t.grant("a"), value=b"v"),
     )
-    t.observe("observe", b"e", seconds=2.0)()
-    t.observe("observe another election", b"other", seconds=2.0)()
+    t.observe("observe", b"e")()
+    t.observe("observe another election", b"other")()
 
 
 CASES: dict[str, Callable[[Transcript], None]] = {
