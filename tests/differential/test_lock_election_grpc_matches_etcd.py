@@ -259,6 +259,19 @@ def campaign_waits_and_observe_sees_each_leader_and_value(t: Transcript) -> None
     observer()
 
 
+def campaign_that_gives_up_leaves_the_queue(t: Transcript) -> None:
+    a, b = t.grant("a"), t.grant("b")
+    t.call("campaign a", t.election.Campaign, el.CampaignRequest(name=b"e", lease=a, value=b"a"))
+    t.call(
+        "campaign b for 1s",
+        t.election.Campaign,
+        el.CampaignRequest(name=b"e", lease=b, value=b"b"),
+        timeout=1.0,
+    )
+    time.sleep(SETTLE_S)
+    _keys(t, b"e/")
+
+
 def observe_starts_with_the_current_leader(t: Transcript) -> None:
     t.call(
         "campaign",
@@ -282,6 +295,7 @@ CASES: dict[str, Callable[[Transcript], None]] = {
         campaign_proclaim_leader_resign,
         election_refuses_what_etcd_refuses,
         campaign_waits_and_observe_sees_each_leader_and_value,
+        campaign_that_gives_up_leaves_the_queue,
         observe_starts_with_the_current_leader,
     )
 }
