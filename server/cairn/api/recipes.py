@@ -84,7 +84,8 @@ def created_at(key: bytes, revision: int) -> pb.Compare:
 
 
 class Queue:
-    """Txns, reads and waits on the member for one service call."""
+    """The recipe's steps (txns, linearizable reads, waits on the watch hub) on one member,
+    shared by the Lock and Election services."""
 
     def __init__(self, member: RaftMember) -> None:
         self.member = member
