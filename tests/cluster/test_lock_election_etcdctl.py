@@ -212,9 +212,9 @@ def test_observer_sees_the_next_leader_after_the_leader_resigns(tmp_path: Path) 
             endpoint, ["elect", *args], stdout=outputs[name], stderr=outputs[name]
         )
 
-    try:
-        with ProcessCluster(tmp_path) as cluster:
-            m1, m2, m3 = (m.client_endpoint for m in cluster.members.values())
+    with ProcessCluster(tmp_path) as cluster:
+        m1, m2, m3 = (m.client_endpoint for m in cluster.members.values())
+        try:
             elect("observer", m1, "-l", "E")
             elect("first", m2, "E", "one")
             _wait_output(tmp_path / "first.out", "one", timeout=20)
@@ -226,13 +226,14 @@ def test_observer_sees_the_next_leader_after_the_leader_resigns(tmp_path: Path) 
             assert processes["first"].wait(timeout=20) == 0
             _wait_output(tmp_path / "second.out", "two", timeout=20)
             _wait_output(tmp_path / "observer.out", "two", timeout=20)
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        for out in outputs.values():
-            out.close()
+        finally:
+            # Before the members stop: a member waits for its open streams when stopping.
+            for process in processes.values():
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            for out in outputs.values():
+                out.close()
     observed = _read(tmp_path / "observer.out").split("\n")
     values = [line for line in observed if line in ("one", "two")]
     assert values == ["one", "two"]
