@@ -82,3 +82,36 @@ def test_a_watch_resumed_after_kill_and_restart_gets_every_missed_event_once(
         assert resumed[0] == expected
     finally:
         server.stop()
+
+
+def test_sigterm_ends_open_watch_streams_with_server_stopped_instead_of_waiting_them_out(
+    tmp_path: Path,
+) -> None:
+    # Watch streams never end by themselves; a member shutting down ends them at once (clients
+    # then resume on another member) rather than holding its shutdown for the grace period.
+    server = start_server("cairn", tmp_path / "cairn")
+    channel = grpc.insecure_channel(f"{LOOPBACK}:{server.client_port}")
+    requests: queue.Queue[pb.WatchRequest | None] = queue.Queue()
+    requests.put(pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"w/")))
+
+    def iterate() -> Iterator[pb.WatchRequest]:
+        while (item := requests.get()) is not None:
+            yield item
+
+    call = rpc_pb2_grpc.WatchStub(channel).Watch(iterate(), timeout=30)
+    try:
+        assert next(call).created
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+        with pytest.raises(grpc.RpcError) as ended:
+            next(call)
+        assert (ended.value.code(), ended.value.details()) == (
+            grpc.StatusCode.UNAVAILABLE,
+            "etcdserver: server stopped",
+        )
+        stopping.join(30)
+    finally:
+        requests.put(None)
+        call.cancel()
+        channel.close()
+        server.stop()

@@ -15,6 +15,7 @@ from cairn.api.learner import learner_gate
 from cairn.api.services import etcd_services
 from cairn.cli import fault_file, tls
 from cairn.cli.config import ConfigError, ServeConfig
+from cairn.errors import ErrStopped
 from cairn.member.raft_member import ClusterSettings, RaftMember, RaftMemberError
 from cairn.peer import PeerFaults
 
@@ -83,6 +84,9 @@ async def run(config: ServeConfig) -> int:
     watchdog.cancel()
     if received:
         log.info("received %s, shutting down", received[0])
+    # Watch streams never end on their own: end them first (clients move to another member),
+    # so the grace period only waits for requests in flight.
+    member.watches.close(ErrStopped())
     await server.stop(grace=5)
     await member.stop()
     if member.removed:
