@@ -122,9 +122,28 @@ def lock_excludes_a_second_holder_until_released(client_port: int) -> None:
     with_client(client_port, body)
 
 
+def lease_grant_attach_refresh_info_and_revoke(client_port: int) -> None:
+    async def body(client: aetcd.Client) -> None:
+        lease = await client.lease(30)
+        await client.put(b"leased/a", b"1", lease=lease)
+        await client.put(b"leased/b", b"2", lease=lease.id)
+        assert await lease.granted_ttl() == 30
+        assert 0 < await lease.remaining_ttl() <= 30
+        assert sorted(await lease.keys()) == [b"leased/a", b"leased/b"]
+        await lease.refresh()
+        got = await client.get(b"leased/a")
+        assert got is not None and got.lease == lease.id
+        await lease.revoke()
+        assert await client.get(b"leased/a") is None
+        assert await client.get(b"leased/b") is None
+
+    with_client(client_port, body)
+
+
 CHECKS = {
     f.__name__: f
     for f in (
+        lease_grant_attach_refresh_info_and_revoke,
         put_get_and_a_transaction,
         watch_a_key_from_a_past_revision_then_live,
         watch_prefix_filtered_to_deletes,

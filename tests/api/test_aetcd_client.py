@@ -1,5 +1,5 @@
 """The `aetcd` asyncio client (PyPI), unmodified, against a real `cairn serve` process: put,
-get, transaction and watch (from a past revision with prev_kv, on a prefix filtered to
+get, transaction, leases (grant, attach, refresh, info with keys, revoke) and watch (from a past revision with prev_kv, on a prefix filtered to
 deletes, from a compacted revision) and aetcd's lock (its own recipe on leases, txn and
 watch) behave as aetcd's users expect from etcd.
 
@@ -26,6 +26,7 @@ CHECKS = (
     "watch_prefix_filtered_to_deletes",
     "watch_from_a_compacted_revision_raises",
     "lock_excludes_a_second_holder_until_released",
+    "lease_grant_attach_refresh_info_and_revoke",
 )
 
 
