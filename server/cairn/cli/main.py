@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     pki_module.add_arguments(pki)
     pki.set_defaults(func=_pki)
 
-    bench = commands.add_parser("bench", help="measure put/range throughput and latency")
+    bench = commands.add_parser(
+        "bench", help="measure put/range throughput and latency, and watch delivery (--ops watch)"
+    )
     from cairn.cli import bench as bench_module
 
     bench_module.add_arguments(bench)

@@ -1,4 +1,5 @@
-"""`cairn bench`: Put and linearizable Range throughput/latency, optionally next to a real etcd.
+"""`cairn bench`: Put and linearizable Range throughput/latency, and with ``--ops watch`` watch
+delivery (events/s and put-to-event lag, see ``watch.py``), optionally next to a real etcd.
 
 Why it is built the way it is:
 
@@ -41,8 +42,16 @@ from cairn.cli.bench.servers import (
     started_cluster,
     started_server,
 )
+from cairn.cli.bench.watch import (
+    DEFAULT_WATCHERS,
+    WatchResult,
+    bench_watch,
+    cases,
+    render_watch_table,
+)
 
-OPS = ("put", "range")
+OPS = ("put", "range")  # the default; "watch" runs only when asked (it adds ~45 s with etcd)
+ALL_OPS = (*OPS, "watch")
 DEFAULT_CONCURRENCY = (1, 16, 128)
 DEFAULT_KEY_SPACE = 10_000
 DEFAULT_VALUE_SIZE = 256
@@ -82,7 +91,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ops",
         default=",".join(OPS),
-        help="comma-separated operations to measure (put, range); default: both",
+        help="comma-separated operations to measure (put, range, watch); default: put,range",
+    )
+    parser.add_argument(
+        "--watchers",
+        default=",".join(str(w) for w in DEFAULT_WATCHERS),
+        help="--ops watch: comma-separated numbers of watchers of one prefix, 100 per Watch "
+        "stream; default: 1,100,1000",
+    )
+    parser.add_argument(
+        "--watch-puts",
+        type=int,
+        default=None,
+        help="--ops watch: puts per case; default: 2000, 600, 150 for 1, 100, 1000 watchers",
+    )
+    parser.add_argument(
+        "--watch-rate",
+        type=float,
+        default=None,
+        help="--ops watch: puts per second; default: 500, 100, 20 for 1, 100, 1000 watchers "
+        "(500, 10,000 and 20,000 events/s offered)",
     )
     parser.add_argument(
         "--concurrency",
@@ -202,7 +230,7 @@ def bench_servers(servers: list[Server], args: argparse.Namespace) -> dict[str, 
     measurements alike instead of whichever server happened to run second. Puts run first,
     then a preload, then ranges. With --rounds R, the run with the median ops/s is kept.
     """
-    ops = [op.strip() for op in args.ops.split(",") if op.strip()]
+    ops = [op.strip() for op in args.ops.split(",") if op.strip() in OPS]
     levels = [int(n) for n in args.concurrency.split(",") if n.strip()]
     results: dict[str, list[RunResult]] = {server.name: [] for server in servers}
     for op in ops:
@@ -255,9 +283,13 @@ def main(args: argparse.Namespace) -> int:
             check_loopback(args.endpoint)
         if args.etcd_endpoint:
             check_loopback(args.etcd_endpoint)
-        bad = [op for op in args.ops.split(",") if op.strip() and op.strip() not in OPS]
+        ops = {op.strip() for op in args.ops.split(",") if op.strip()}
+        bad = sorted(ops - set(ALL_OPS))
         if bad:
-            raise ValueError(f"--ops: unknown {', '.join(bad)} (choose from {', '.join(OPS)})")
+            raise ValueError(f"--ops: unknown {', '.join(bad)} (choose from {', '.join(ALL_OPS)})")
+        watch_cases = (
+            cases(args.watchers, args.watch_puts, args.watch_rate) if "watch" in ops else []
+        )
         if args.rounds < 1 or args.duration <= 0 or args.key_space < 1:
             raise ValueError("--rounds, --duration and --key-space must be positive")
         if any(int(n) < 1 for n in args.concurrency.split(",") if n.strip()):
@@ -315,6 +347,7 @@ def main(args: argparse.Namespace) -> int:
                         )
                     )
             results = bench_servers(servers, args)
+            watch_results = bench_watch(servers, watch_cases, args.duration, _progress)
             if args.cluster and args.check_perf_load:
                 for server in servers:
                     _progress(f"  {server.name}: etcdctl check perf --load={args.check_perf_load}")
@@ -334,25 +367,12 @@ def main(args: argparse.Namespace) -> int:
     cairn_results = results["cairn"]
     etcd_results = results.get("etcd", [])
     failed = [r for r in cairn_results + etcd_results if r.requests == 0]
+    failed_watch = [r for r in watch_results if r.delivered == 0]
 
-    print()
-    print(
-        f"Put and linearizable Range, {args.value_size}-byte values, {args.key_space} keys; "
-        f"client: KVStub over {'grpc.aio' if args.client_mode == 'aio' else 'sync gRPC threads'}"
-        f", N in-flight requests spread over client processes. Ratios are cairn/etcd "
-        f"(ops/s: higher is better for cairn; latency: lower is better)."
-    )
-    if args.cluster:
-        print(
-            f"Cluster mode: {args.cluster}-member clusters on loopback; the load went to each "
-            "cluster's leader: "
-            + ", ".join(f"{name} {endpoint}" for name, endpoint in leaders.items())
-            + ". Server CPU below is the leader's process only."
-        )
-    print(render_table(cairn_results, etcd_results))
-    print()
-    print("CPU during each measurement (cores = CPU-seconds per wall second):")
-    print(render_cpu(cairn_results + etcd_results))
+    if cairn_results:
+        _print_kv(args, cairn_results, etcd_results, leaders)
+    if watch_results:
+        _print_watch(watch_results)
     background_after = background_load()
     print(
         f"Background load (cores busy while the bench was idle): {background:.2f} before, "
@@ -390,16 +410,67 @@ def main(args: argparse.Namespace) -> int:
                 {**asdict(r), "client_bound": r.client_bound, "other_cores": r.other_cores}
                 for r in cairn_results + etcd_results
             ],
+            "watch": [asdict(r) for r in watch_results],
             "targets": goals,
             "leaders": leaders,
             "check_perf": verdicts,
         }
         Path(args.json_path).write_text(json.dumps(document, indent=2) + "\n")
         _progress(f"cairn bench: results written to {args.json_path}")
-    if failed:
+    if failed or failed_watch:
         print(
-            f"cairn bench: {len(failed)} run(s) completed no request; see the errors above",
+            f"cairn bench: {len(failed) + len(failed_watch)} run(s) completed nothing; "
+            "see the errors above",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def _print_kv(
+    args: argparse.Namespace,
+    cairn_results: list[RunResult],
+    etcd_results: list[RunResult],
+    leaders: dict[str, str],
+) -> None:
+    """The put/range table and where the CPU went in each run."""
+    print()
+    print(
+        f"Put and linearizable Range, {args.value_size}-byte values, {args.key_space} keys; "
+        f"client: KVStub over {'grpc.aio' if args.client_mode == 'aio' else 'sync gRPC threads'}"
+        f", N in-flight requests spread over client processes. Ratios are cairn/etcd "
+        f"(ops/s: higher is better for cairn; latency: lower is better)."
+    )
+    if args.cluster:
+        print(
+            f"Cluster mode: {args.cluster}-member clusters on loopback; the load went to each "
+            "cluster's leader: "
+            + ", ".join(f"{name} {endpoint}" for name, endpoint in leaders.items())
+            + ". Server CPU below is the leader's process only."
+        )
+    print(render_table(cairn_results, etcd_results))
+    print()
+    print("CPU during each measurement (cores = CPU-seconds per wall second):")
+    print(render_cpu(cairn_results + etcd_results))
+
+
+def _print_watch(results: list[WatchResult]) -> None:
+    """The watch table; errors (undelivered events, failed streams) follow it, one per run."""
+    print()
+    print(
+        "Watch delivery: W watchers of one prefix (100 per Watch stream) under a steady put "
+        "rate, every put carrying its send time; events/s = events received / (first put to "
+        "last event); lag = receive time - send time; deliv = share of W x puts events "
+        "received. One asyncio client process runs watchers and writer. Ratios are cairn/etcd."
+    )
+    print(
+        render_watch_table(
+            [r for r in results if r.server == "cairn"], [r for r in results if r.server == "etcd"]
+        )
+    )
+    for r in results:
+        print(
+            f"  {r.server:5s} W={r.watchers:<5d} client {r.client_cpu_cores:.2f} server "
+            f"{fmt(r.server_cpu_cores, '.2f')} machine {r.machine_busy_cores:.2f} cores"
+            + (f"  ERROR {r.error}" if r.error else "")
+        )
