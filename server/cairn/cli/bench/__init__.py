@@ -410,7 +410,7 @@ def main(args: argparse.Namespace) -> int:
                 {**asdict(r), "client_bound": r.client_bound, "other_cores": r.other_cores}
                 for r in cairn_results + etcd_results
             ],
-            "watch": [asdict(r) for r in watch_results],
+            "watch": [{**asdict(r), "other_cores": r.other_cores} for r in watch_results],
             "targets": goals,
             "leaders": leaders,
             "check_perf": verdicts,
@@ -468,9 +468,12 @@ def _print_watch(results: list[WatchResult]) -> None:
             [r for r in results if r.server == "cairn"], [r for r in results if r.server == "etcd"]
         )
     )
+    print(
+        "CPU during each case (cores = CPU-seconds per wall second; other = neither bench nor server):"
+    )
     for r in results:
         print(
             f"  {r.server:5s} W={r.watchers:<5d} client {r.client_cpu_cores:.2f} server "
-            f"{fmt(r.server_cpu_cores, '.2f')} machine {r.machine_busy_cores:.2f} cores"
-            + (f"  ERROR {r.error}" if r.error else "")
+            f"{fmt(r.server_cpu_cores, '.2f')} other {fmt(r.other_cores, '.2f')} machine "
+            f"{r.machine_busy_cores:.2f} cores" + (f"  ERROR {r.error}" if r.error else "")
         )

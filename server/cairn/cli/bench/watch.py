@@ -64,6 +64,14 @@ class WatchResult:
     machine_busy_cores: float
     error: str = ""
 
+    @property
+    def other_cores(self) -> float | None:
+        """CPU used by neither the bench nor the server: other work on a shared machine, which
+        the idle background samples before and after a run cannot see."""
+        if self.server_cpu_cores is None:
+            return None
+        return max(0.0, self.machine_busy_cores - self.client_cpu_cores - self.server_cpu_cores)
+
 
 def cases(watchers: str, puts: int | None, rate: float | None) -> list[WatchCase]:
     """The cases for `--watchers`; `--watch-puts`/`--watch-rate` override the defaults, and a
@@ -218,7 +226,8 @@ def _progress_line(r: WatchResult) -> str:
         f"  {r.server:5s} watch W={r.watchers:<5d} {r.events_per_s:8.0f} events/s  "
         f"lag p50 {r.lag_p50_ms:7.2f} ms  p99 {r.lag_p99_ms:7.2f} ms  "
         f"delivered {r.delivered}/{r.expected}  client {r.client_cpu_cores:.2f} "
-        f"server {fmt(r.server_cpu_cores, '.2f')} machine {r.machine_busy_cores:.2f} cores"
+        f"server {fmt(r.server_cpu_cores, '.2f')} other {fmt(r.other_cores, '.2f')} "
+        f"machine {r.machine_busy_cores:.2f} cores"
     )
     return line + (f"  ERROR {r.error}" if r.error else "")
 
