@@ -372,7 +372,7 @@ def main(args: argparse.Namespace) -> int:
     if cairn_results:
         _print_kv(args, cairn_results, etcd_results, leaders)
     if watch_results:
-        _print_watch(watch_results)
+        _print_watch(watch_results, leaders)
     background_after = background_load()
     print(
         f"Background load (cores busy while the bench was idle): {background:.2f} before, "
@@ -454,7 +454,7 @@ def _print_kv(
     print(render_cpu(cairn_results + etcd_results))
 
 
-def _print_watch(results: list[WatchResult]) -> None:
+def _print_watch(results: list[WatchResult], leaders: dict[str, str]) -> None:
     """The watch table; errors (undelivered events, failed streams) follow it, one per run."""
     print()
     print(
@@ -463,6 +463,12 @@ def _print_watch(results: list[WatchResult]) -> None:
         "last event); lag = receive time - send time; deliv = share of W x puts events "
         "received. One asyncio client process runs watchers and writer. Ratios are cairn/etcd."
     )
+    if leaders:
+        print(
+            "Cluster mode: watchers and puts went to each cluster's leader: "
+            + ", ".join(f"{name} {endpoint}" for name, endpoint in leaders.items())
+            + ". Server CPU below is the leader's process only."
+        )
     print(
         render_watch_table(
             [r for r in results if r.server == "cairn"], [r for r in results if r.server == "etcd"]
