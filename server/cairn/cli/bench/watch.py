@@ -87,7 +87,11 @@ def cases(watchers: str, puts: int | None, rate: float | None) -> list[WatchCase
         default_puts, default_rate = DEFAULT_CASES.get(
             w, (max(1, int(default_rate * 5)), default_rate)
         )
-        case = WatchCase(w, puts if puts is not None else default_puts, rate or default_rate)
+        case = WatchCase(
+            w,
+            puts if puts is not None else default_puts,
+            rate if rate is not None else default_rate,
+        )
         if case.puts < 1 or case.rate <= 0:
             raise ValueError("--watch-puts and --watch-rate must be positive")
         out.append(case)
