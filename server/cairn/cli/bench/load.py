@@ -267,7 +267,7 @@ def split(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-def _proc_cpu_seconds(pid: int) -> float | None:
+def proc_cpu_seconds(pid: int) -> float | None:
     """utime + stime of a process (all its threads) from /proc, or None if unreadable."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -276,7 +276,7 @@ def _proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _machine_busy_seconds() -> float:
+def machine_busy_seconds() -> float:
     """CPU-seconds all cores spent not idle since boot (from /proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
@@ -285,9 +285,9 @@ def _machine_busy_seconds() -> float:
 
 def background_load(seconds: float = 1.0) -> float:
     """Cores busy while the bench itself is idle: other work sharing the machine."""
-    before = _machine_busy_seconds()
+    before = machine_busy_seconds()
     time.sleep(seconds)
-    return (_machine_busy_seconds() - before) / seconds
+    return (machine_busy_seconds() - before) / seconds
 
 
 def run_load(
@@ -335,8 +335,8 @@ def run_load(
         with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout=args.duration + 90)
         window0 = time.monotonic()
-        server_cpu0 = (_proc_cpu_seconds(server_pid) or 0.0) if server_pid else 0.0
-        machine0 = _machine_busy_seconds()
+        server_cpu0 = (proc_cpu_seconds(server_pid) or 0.0) if server_pid else 0.0
+        machine0 = machine_busy_seconds()
         collected: list[WorkerResult] = []
         while len(collected) < procs and time.monotonic() < limit:
             try:
@@ -344,8 +344,8 @@ def run_load(
             except Exception:
                 if not any(w.is_alive() for w in workers) and results.empty():
                     break
-        machine1 = _machine_busy_seconds()
-        server_cpu1 = (_proc_cpu_seconds(server_pid) or 0.0) if server_pid else 0.0
+        machine1 = machine_busy_seconds()
+        server_cpu1 = (proc_cpu_seconds(server_pid) or 0.0) if server_pid else 0.0
         # The server and machine counters cover this window, not the workers' own.
         window = max(time.monotonic() - window0, 1e-9)
     finally:

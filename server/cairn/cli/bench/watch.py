@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from cairn.cli.bench.load import _machine_busy_seconds, _proc_cpu_seconds, percentile
+from cairn.cli.bench.load import machine_busy_seconds, proc_cpu_seconds, percentile
 from cairn.cli.bench.report import fmt
 from cairn.cli.bench.servers import Server
 
@@ -144,8 +144,8 @@ async def _measure(server: Server, case: WatchCase, linger_s: float) -> WatchRes
     streams = [asyncio.create_task(stream(n)) for n in sizes]
     error = ""
     start = time.monotonic()
-    cpu0, machine0 = _cpu_seconds(), _machine_busy_seconds()
-    server_cpu0 = _proc_cpu_seconds(server.pid) if server.pid else None
+    cpu0, machine0 = _cpu_seconds(), machine_busy_seconds()
+    server_cpu0 = proc_cpu_seconds(server.pid) if server.pid else None
     try:
         waiting = asyncio.create_task(all_created.wait())
         await asyncio.wait(
@@ -159,8 +159,8 @@ async def _measure(server: Server, case: WatchCase, linger_s: float) -> WatchRes
         async with grpc.aio.insecure_channel(server.endpoint) as channel:
             kv = KVStub(channel)
             start = time.monotonic()
-            cpu0, machine0 = _cpu_seconds(), _machine_busy_seconds()
-            server_cpu0 = _proc_cpu_seconds(server.pid) if server.pid else None
+            cpu0, machine0 = _cpu_seconds(), machine_busy_seconds()
+            server_cpu0 = proc_cpu_seconds(server.pid) if server.pid else None
             for i in range(case.puts):
                 delay = start + i / case.rate - time.monotonic()
                 if delay > 0:
@@ -177,7 +177,7 @@ async def _measure(server: Server, case: WatchCase, linger_s: float) -> WatchRes
         await asyncio.gather(*streams, return_exceptions=True)
     end = time.monotonic()
     window = max(end - start, 1e-9)
-    server_cpu1 = _proc_cpu_seconds(server.pid) if server.pid else None
+    server_cpu1 = proc_cpu_seconds(server.pid) if server.pid else None
     wall = max((last_event or end) - start, 1e-9)
     lags.sort()
     if not error and len(lags) < expected:
@@ -199,7 +199,7 @@ async def _measure(server: Server, case: WatchCase, linger_s: float) -> WatchRes
             if server_cpu0 is not None and server_cpu1 is not None
             else None
         ),
-        machine_busy_cores=(_machine_busy_seconds() - machine0) / window,
+        machine_busy_cores=(machine_busy_seconds() - machine0) / window,
         error=error,
     )
 
