@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from cairn.cli.bench.load import machine_busy_seconds, proc_cpu_seconds, percentile
+from cairn.cli.bench.load import machine_busy_seconds, percentile, proc_cpu_seconds
 from cairn.cli.bench.report import fmt
 from cairn.cli.bench.servers import Server
 
