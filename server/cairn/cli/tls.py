@@ -68,13 +68,7 @@ def client_credentials(config: ServeConfig) -> ReloadingServerCredentials | None
         credentials = ReloadingServerCredentials(config.client_tls, CLIENT_FLAGS)
     except PKIError as error:
         raise ConfigError(str(error)) from None
-    log.info(
-        "client TLS: cert %s, key %s, trusted CA %s, client certificates %s",
-        config.client_tls.cert_file,
-        config.client_tls.key_file,
-        config.client_tls.trusted_ca_file or "(none)",
-        "required" if config.client_tls.verifies_clients else "not requested",
-    )
+    _log_settings("client", config.client_tls)
     return credentials
 
 
@@ -108,14 +102,20 @@ def peer_credentials(
         channel = ReloadingChannelCredentials(config.peer_tls, PEER_FLAGS)
     except PKIError as error:
         raise ConfigError(str(error)) from None
-    log.info(
-        "peer TLS: cert %s, key %s, trusted CA %s, peer certificates %s",
-        config.peer_tls.cert_file,
-        config.peer_tls.key_file,
-        config.peer_tls.trusted_ca_file or "(none)",
-        "required" if config.peer_tls.verifies_clients else "not requested",
-    )
+    _log_settings("peer", config.peer_tls)
     return server.credentials, channel
+
+
+def _log_settings(port: str, settings: TLSFiles) -> None:
+    log.info(
+        "%s TLS: cert %s, key %s, trusted CA %s, %s certificates %s",
+        port,
+        settings.cert_file,
+        settings.key_file,
+        settings.trusted_ca_file or "(none)",
+        port,
+        "required" if settings.verifies_clients else "not requested",
+    )
 
 
 def certificate_files(config: ServeConfig) -> list[str]:
