@@ -1,8 +1,8 @@
-"""The etcdserverpb.Maintenance service: Status (what `etcdctl endpoint status` shows) and
-MoveLeader (`etcdctl move-leader`).
+"""The etcdserverpb.Maintenance service: Status (what `etcdctl endpoint status` shows),
+MoveLeader (`etcdctl move-leader`), HashKV (`etcdctl endpoint hashkv`) and Hash.
 
-The other Maintenance RPCs (Alarm, Defragment, Hash, HashKV, Snapshot, Downgrade) are not
-implemented yet and answer UNIMPLEMENTED.
+The other Maintenance RPCs (Alarm, Defragment, Snapshot, Downgrade) are not implemented yet
+and answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -41,6 +41,28 @@ class MaintenanceService:
         response.raftIndex = status.commit
         response.raftTerm = status.term
         response.isLearner = member.is_learner
+        member.fill_header(response.header)
+        return response
+
+    async def HashKV(self, request: pb.HashKVRequest, context: object) -> pb.HashKVResponse:
+        """The MVCC history hash at `request.revision` (0: current), from local state.
+
+        No Raft round, as in etcd: an operator compares members at one revision, so each
+        member answers for itself. The header revision is the current one, not the hashed one.
+        """
+        member = self._member
+        hash_value, compact_rev = member.store.hash_kv(request.revision)
+        response = pb.HashKVResponse(hash=hash_value, compact_revision=compact_rev)
+        member.fill_header(response.header)
+        return response
+
+    async def Hash(self, request: pb.HashRequest, context: object) -> pb.HashResponse:
+        """A hash of every LevelDB record of this member (etcd: of its whole bolt file).
+
+        Includes per-member bookkeeping, so it is not a cross-member check; HashKV is.
+        """
+        member = self._member
+        response = pb.HashResponse(hash=member.backend.hash_all())
         member.fill_header(response.header)
         return response
 

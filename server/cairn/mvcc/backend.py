@@ -11,6 +11,7 @@ import os
 import struct
 from collections.abc import Iterator, Sequence
 
+import google_crc32c
 import plyvel
 
 HISTORY = b"r"  # revision -> record (kind byte + mvccpb.KeyValue)
@@ -70,6 +71,20 @@ class Backend:
     def sync_barrier(self) -> None:
         """Make every earlier unsynced write durable (a synced write flushes LevelDB's log)."""
         self.db.put(meta_key("sync_barrier"), b"", sync=True)
+
+    def hash_all(self) -> int:
+        """CRC-32C (Castagnoli) over every record, key then value, in key order.
+
+        What Maintenance.Hash answers: etcd hashes its whole bolt file there, cairn every
+        LevelDB record. It covers per-member state too (applied index, member table), so like
+        etcd's it is only comparable between members that applied exactly the same entries;
+        HashKV is the cross-member check.
+        """
+        crc = google_crc32c.Checksum()
+        for key, value in self.db.iterator():
+            crc.update(key)
+            crc.update(value)
+        return int.from_bytes(crc.digest(), "big")
 
     def size_on_disk(self) -> int:
         total = 0
