@@ -363,6 +363,27 @@ COMPACTION_FORMATS = scenario(
     ctl("get", "a", "--rev", "5", "-w", "json"),
 )
 
+HASHKV = scenario(
+    "endpoint_hashkv_formats_revisions_and_errors",
+    in_formats("endpoint", "hashkv"),  # revision 1, nothing compacted: compact_revision -1
+    ctl("endpoint", "hashkv", "-w", "table"),
+    puts(("a", "1"), ("b", "1"), ("a", "2"), ("c", "1")),  # revs 2..5
+    ctl("del", "b"),  # rev 6
+    ctl("endpoint", "hashkv", "-w", "json"),
+    ctl("endpoint", "hashkv", "--rev", "3", "-w", "json"),
+    ctl("endpoint", "hashkv", "--rev", "3"),  # the same hash as the step above
+    ctl("endpoint", "hashkv", "--rev", "0", "-w", "json"),  # 0: current
+    ctl("endpoint", "hashkv", "--rev", "7"),  # etcd: future revision, OutOfRange
+    ctl("compaction", "4"),
+    ctl("endpoint", "hashkv", "--rev", "4"),  # etcd: the compacted revision itself is refused
+    ctl("endpoint", "hashkv", "--rev", "2", "-w", "json"),
+    ctl("endpoint", "hashkv", "--rev", "5", "-w", "json"),  # compact_revision 4
+    ctl("endpoint", "hashkv", "--cluster", "-w", "json"),
+    ctl("put", "a", "3"),  # rev 7: the current hash changes, the one at 5 does not
+    ctl("endpoint", "hashkv", "-w", "json"),
+    ctl("endpoint", "hashkv", "--rev", "5"),
+)
+
 # -- del ---------------------------------------------------------------------------------------
 
 DELETE = scenario(
@@ -788,6 +809,7 @@ ELECT_AND_LISTEN = scenario(
 
 
 SCENARIOS: tuple[Scenario, ...] = (
+    HASHKV,
     PUT_BASICS,
     PUT_PREV_KV,
     PUT_FROM_STDIN,

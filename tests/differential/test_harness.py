@@ -73,6 +73,50 @@ def test_captured_lease_ids_are_replaced_in_hex_and_decimal() -> None:
     assert out == 'lease <lease> granted\n{"lease":<lease>}\n"Lease" : 69011140\n'
 
 
+def test_hashkv_hashes_are_numbered_in_every_output_format() -> None:
+    masker = OutputMasker()
+    masker.add_replacement("127.0.0.1:2379", "<endpoint>")
+    out = masker.mask_stdout(
+        '[{"Endpoint":"127.0.0.1:2379","HashKV":{"hash":11,"compact_revision":-1}}]\n'
+        "127.0.0.1:2379, 22\n"
+        '"Hash" : 22\n'
+    )
+    assert out == (
+        '[{"Endpoint":"<endpoint>","HashKV":{"hash":<hash#1>,"compact_revision":-1}}]\n'
+        "<endpoint>, <hash#2>\n"
+        '"Hash" : <hash#2>\n'
+    )
+
+
+def test_hashkv_table_hash_column_width_is_masked() -> None:
+    masker = OutputMasker()
+    masker.add_replacement("127.0.0.1:2379", "<endpoint>")
+    table = (
+        "+----------------+------------+\n"
+        "|    ENDPOINT    |    HASH    |\n"
+        "+----------------+------------+\n"
+        "| 127.0.0.1:2379 | 1084519789 |\n"
+        "+----------------+------------+\n"
+    )
+    narrow = (
+        "+----------------+------+\n"
+        "|    ENDPOINT    | HASH |\n"
+        "+----------------+------+\n"
+        "| 127.0.0.1:2379 |   42 |\n"
+        "+----------------+------+\n"
+    )
+    masked = masker.mask_stdout(table)
+    assert masked == masker.mask_stdout(narrow).replace("<hash#2>", "<hash#1>")
+    assert "| <endpoint> | <hash#1> |" in masked
+
+
+def test_numbers_that_are_not_hashkv_hashes_are_left_alone() -> None:
+    text = "127.0.0.1:2379, 8e9e05c52164694d, 3.4.23, 20 kB, true, false, 2, 6, 6, \nk, 5\n"
+    masker = OutputMasker()
+    masker.add_replacement("127.0.0.1:2379", "<endpoint>")
+    assert masker.mask_stdout(text) == text.replace("127.0.0.1:2379", "<endpoint>")
+
+
 def test_txn_input_ends_every_section_with_an_empty_line() -> None:
     assert txn(['value("a") = "1"'], ["put a 2", "get a"], []) == (
         'value("a") = "1"\n\nput a 2\nget a\n\n\n'

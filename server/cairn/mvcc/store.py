@@ -167,7 +167,9 @@ class MVCCStore:
             raise ErrFutureRev()
         if rev <= 0:
             rev = self.current_rev
-        crc = google_crc32c.Checksum()
+        # Seeded with the name of what is hashed, so an empty history does not hash to 0
+        # (which proto3 would leave out of the response, and etcdctl out of its JSON).
+        crc = google_crc32c.Checksum(b"history")
         upper = Revision(rev + 1, 0).to_bytes()
         for raw_rev, record in self.backend.scan(HISTORY):
             if raw_rev >= upper:
