@@ -384,6 +384,37 @@ HASHKV = scenario(
     ctl("endpoint", "hashkv", "--rev", "5"),
 )
 
+# A value larger than the quota below on its own: both servers refuse the first put of it,
+# whatever their database's starting size, so the alarm is raised at the same step. (On
+# stdin: one command-line argument may not exceed 128 KiB.)
+QUOTA_BYTES = 100_000
+BIG_VALUE = "x" * 150_000
+
+NOSPACE = scenario(
+    "nospace_alarm_refuses_writes_until_disarmed",
+    ctl("alarm", "list"),  # none: prints nothing
+    ctl("alarm", "list", "-w", "json"),
+    ctl("put", "small", "v"),  # rev 2
+    ctl("put", "big", stdin=BIG_VALUE),  # etcd: ResourceExhausted, and NOSPACE is raised
+    in_formats("alarm", "list"),  # etcd: -w fields panics, the response has no header
+    ctl("put", "small", "w"),  # refused while the alarm is active
+    ctl("txn", stdin=txn([], ["put a b"], [])),  # a txn with a put: refused
+    ctl("txn", stdin=txn([], [], ["put a b"])),  # a put in the branch not taken counts too
+    ctl("lease", "grant", "10"),  # etcd: "failed to grant lease (... space exceeded)"
+    ctl("get", "small", "-w", "json"),  # reads are served
+    ctl("put", "other", "v"),
+    ctl("txn", stdin=txn([], ["del nothing"], [])),  # etcd: a delete-only txn goes through
+    ctl("del", "small"),  # rev 3: deletes go through
+    ctl("compaction", "3"),  # and compaction
+    ctl("alarm", "disarm"),  # prints the alarm it disarmed
+    ctl("alarm", "disarm"),  # nothing left: prints nothing
+    ctl("alarm", "disarm", "-w", "json"),
+    ctl("alarm", "list"),
+    ctl("put", "small", "again"),  # rev 4: accepted again
+    ctl("get", "small", "-w", "json"),
+    server_args=(f"--quota-backend-bytes={QUOTA_BYTES}",),
+)
+
 # -- del ---------------------------------------------------------------------------------------
 
 DELETE = scenario(
@@ -810,6 +841,7 @@ ELECT_AND_LISTEN = scenario(
 
 SCENARIOS: tuple[Scenario, ...] = (
     HASHKV,
+    NOSPACE,
     PUT_BASICS,
     PUT_PREV_KV,
     PUT_FROM_STDIN,

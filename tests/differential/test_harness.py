@@ -65,6 +65,30 @@ def test_go_panic_stack_is_reduced_to_its_first_line() -> None:
     assert OutputMasker().mask_stderr(stderr) == "panic: bad value\n<go stack trace>\n"
 
 
+def test_go_panic_signal_line_is_kept_and_the_stack_reduced() -> None:
+    stderr = (
+        "panic: runtime error: invalid memory address or nil pointer dereference\n"
+        "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0xb9181e]\n\n"
+        "goroutine 1 [running]:\nmain.f(0xc00003c960)\n\tx.go:1 +0x385\n"
+    )
+    assert OutputMasker().mask_stderr(stderr) == (
+        "panic: runtime error: invalid memory address or nil pointer dereference\n"
+        "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0xb9181e]\n"
+        "<go stack trace>\n"
+    )
+
+
+def test_alarm_member_ids_are_numbered_with_the_header_ids() -> None:
+    masker = OutputMasker()
+    out = masker.mask_stdout(
+        '{"header":{"member_id":77}}\nmemberID:77 alarm:NOSPACE \n{"alarms":[{"memberID":78}]}'
+    )
+    assert out == (
+        '{"header":{"member_id":<member_id#1>}}\nmemberID:<member_id#1> alarm:NOSPACE \n'
+        '{"alarms":[{"memberID":<member_id#2>}]}'
+    )
+
+
 def test_captured_lease_ids_are_replaced_in_hex_and_decimal() -> None:
     masker = OutputMasker()
     masker.add_replacement("694d7a", "<lease>")

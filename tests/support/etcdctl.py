@@ -114,6 +114,10 @@ _HEADER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("cluster_id", re.compile(r'(?m)(?<=^"ClusterID" : )([1-9][0-9]*)$')),
     ("member_id", re.compile(r'(?m)(?<=^"MemberID" : )([1-9][0-9]*)$')),
     ("raft_term", re.compile(r'(?m)(?<=^"RaftTerm" : )([1-9][0-9]*)$')),
+    # Alarms name their member: `alarm list` and Status.errors print "memberID:456 alarm:NOSPACE",
+    # -w json {"memberID":456,"alarm":1}. Numbered with the header ids: the same member.
+    ("member_id", re.compile(r"(?<=memberID:)([1-9][0-9]*)(?= alarm:)")),
+    ("member_id", re.compile(r'(?<="memberID":)([1-9][0-9]*)')),
 )
 
 # `endpoint hashkv` hash values: two implementations hash different bytes, so the value is
@@ -135,7 +139,10 @@ _HASH_TABLE_HEADER = re.compile(r"(?m)^(\|\s+ENDPOINT\s+\|)\s+HASH\s+\|$")
 _HASH_TABLE_BORDER = re.compile(r"(?m)^(\+-+\+)-+\+$")
 
 # A Go panic prints goroutine stacks with addresses and offsets; only the first line is stable.
-_GO_PANIC = re.compile(r"(?ms)^(panic: [^\n]*)\n\ngoroutine .*?(?=^Error: |\Z)")
+# A nil dereference adds a "[signal SIGSEGV: ...]" line after the panic line; it is kept.
+_GO_PANIC = re.compile(
+    r"(?ms)^(panic: [^\n]*(?:\n\[signal [^\n]*)?)\n\ngoroutine .*?(?=^Error: |\Z)"
+)
 
 # etcdctl's client logs (zap, JSON) keep only these fields; ts, caller, target, attempt vary.
 _LOG_KEEP = ("level", "msg", "error")

@@ -1,15 +1,18 @@
 """The etcdserverpb.Maintenance service: Status (what `etcdctl endpoint status` shows),
-MoveLeader (`etcdctl move-leader`), HashKV (`etcdctl endpoint hashkv`) and Hash.
+MoveLeader (`etcdctl move-leader`), HashKV (`etcdctl endpoint hashkv`), Hash and Alarm
+(`etcdctl alarm list` / `alarm disarm`).
 
-The other Maintenance RPCs (Alarm, Defragment, Snapshot, Downgrade) are not implemented yet
-and answer UNIMPLEMENTED.
+The other Maintenance RPCs (Defragment, Snapshot, Downgrade) are not implemented yet and
+answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
 
 from cairn.errors import ErrBadLeaderTransferee, ErrNotLeader
+from cairn.member.alarms import alarm_text
 from cairn.member.raft_member import RaftMember
 from cairn.proto import rpc_pb2 as pb
+from cairn.proto.internal_pb2 import InternalRequest
 
 # The etcd server version cairn reports. Clients read it as an etcd version, not as cairn's
 # own: clientv3's RejectOldCluster refuses a major.minor below 3.2, and operators compare it
@@ -41,6 +44,8 @@ class MaintenanceService:
         response.raftIndex = status.commit
         response.raftTerm = status.term
         response.isLearner = member.is_learner
+        # etcd lists every active alarm of the cluster, in its text form.
+        response.errors.extend(alarm_text(m, a) for m, a in member.applier.alarms.sorted())
         member.fill_header(response.header)
         return response
 
@@ -64,6 +69,18 @@ class MaintenanceService:
         member = self._member
         response = pb.HashResponse(hash=member.backend.hash_all())
         member.fill_header(response.header)
+        return response
+
+    async def Alarm(self, request: pb.AlarmRequest, context: object) -> pb.AlarmResponse:
+        """GET, ACTIVATE and DEACTIVATE all go through the log, as in etcd: a GET then sees
+        every alarm applied before it, and disarming is seen by every member.
+
+        etcd 3.4 sends this response without a header (`alarm list -w json` shows none), so
+        cairn leaves it unset too.
+        """
+        applied = await self._member.propose(InternalRequest(alarm=request))
+        response = applied.response
+        assert isinstance(response, pb.AlarmResponse)
         return response
 
     async def MoveLeader(

@@ -44,6 +44,7 @@ from cairn.errors import (
     ErrMemberNotFound,
     ErrMemberNotLearner,
     ErrNoLeader,
+    ErrNoSpace,
     ErrNotLeader,
     ErrRequestTooLarge,
     ErrStopped,
@@ -60,6 +61,7 @@ from cairn.member.config import MemberConfig
 from cairn.member.identity import Identity, member_id
 from cairn.member.lessor import Lessor
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
+from cairn.member.quota import BackendQuota
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
 from cairn.member.snapshot_meta import SnapshotMeta
@@ -162,6 +164,7 @@ class RaftMember:
         self.backend: Backend
         self.store: MVCCStore
         self.applier: Applier
+        self.quota: BackendQuota
         self.watches: WatchHub  # fed by _apply; streams of the Watch service read from it
         self.node: RawNode
         self.transport: Transport
@@ -213,6 +216,7 @@ class RaftMember:
         self.backend = Backend(cfg.db_dir)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
+        self.quota = BackendQuota(lambda: self.backend, self.config.quota_backend_bytes)
         self.watches = WatchHub(self.store)
         # --initial-cluster-state existing: this member was added with `member add` and joins
         # a running cluster; the table and the configuration come from the leader's log.
@@ -998,6 +1002,9 @@ class RaftMember:
         data = request.SerializeToString()
         if len(data) > self.config.max_request_bytes:
             raise ErrRequestTooLarge()
+        if not self.quota.fits(request, len(data)):
+            await self._raise_nospace()
+            raise ErrNoSpace()
         request_id = request.header.ID
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Applied] = loop.create_future()
@@ -1015,6 +1022,21 @@ class RaftMember:
         finally:
             self._waiters.pop(request_id, None)
             self._proposed_at.pop(request_id, None)
+
+    async def _raise_nospace(self) -> None:
+        """Propose this member's NOSPACE alarm, unless it is already active.
+
+        The alarm is replicated state: once applied, every member refuses space-costing
+        writes. A proposal that fails (no leader) is not retried here: the next refused
+        write proposes again.
+        """
+        own = self.identity.member_id
+        if (own, pb.NOSPACE) in self.applier.alarms.active:
+            return
+        log.warning("database size exceeds --quota-backend-bytes: raising the NOSPACE alarm")
+        alarm = pb.AlarmRequest(action=pb.AlarmRequest.ACTIVATE, memberID=own, alarm=pb.NOSPACE)
+        with contextlib.suppress(EtcdError):
+            await self.propose(InternalRequest(alarm=alarm))
 
     def _expire_proposals(self) -> None:
         """Fail the proposals still waiting after the request timeout (oldest first: IDs

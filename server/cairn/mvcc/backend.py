@@ -17,6 +17,7 @@ import plyvel
 HISTORY = b"r"  # revision -> record (kind byte + mvccpb.KeyValue)
 META = b"m"  # name -> value
 MEMBERS = b"c"  # member ID (8 bytes, big-endian) -> member record (cairn.member.membership)
+ALARMS = b"a"  # member ID (8 bytes, big-endian) + alarm type (4 bytes, big-endian) -> b""
 LEASES = b"l"  # lease ID (8 bytes, big-endian, signed) -> cairnpb.LeaseRecord (cairn.mvcc.lease)
 
 _U64 = struct.Struct(">Q")
