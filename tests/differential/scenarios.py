@@ -415,6 +415,20 @@ NOSPACE = scenario(
     server_args=(f"--quota-backend-bytes={QUOTA_BYTES}",),
 )
 
+DEFRAG = scenario(
+    "defrag_one_member_and_the_cluster",
+    puts(("a", "1"), ("a", "2"), ("b", "1")),  # revs 2..4
+    ctl("del", "a"),  # rev 5
+    ctl("compaction", "--physical", "5"),
+    ctl("defrag"),
+    ctl("defrag", "--cluster"),
+    ctl("defrag", "-w", "json"),  # etcd: prints the same line whatever the format
+    ctl("get", "", "--prefix", "-w", "json"),  # the data is unchanged
+    ctl("get", "a", "--rev", "4"),  # compacted
+    ctl("put", "c", "1"),  # rev 6
+    ctl("endpoint", "hashkv", "--rev", "5", "-w", "json"),
+)
+
 # -- del ---------------------------------------------------------------------------------------
 
 DELETE = scenario(
@@ -842,6 +856,7 @@ ELECT_AND_LISTEN = scenario(
 SCENARIOS: tuple[Scenario, ...] = (
     HASHKV,
     NOSPACE,
+    DEFRAG,
     PUT_BASICS,
     PUT_PREV_KV,
     PUT_FROM_STDIN,

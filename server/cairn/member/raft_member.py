@@ -190,6 +190,7 @@ class RaftMember:
         self._compactions = CompactionDeleter()
         # The LevelDB image at the latest Raft snapshot index: (index, plyvel snapshot).
         self._image: tuple[int, object] | None = None
+        self._images_sending = 0  # image streams reading the LevelDB snapshot handle
         self._since_snapshot = 0
         self._snapshot_sends: set[asyncio.Task[None]] = set()
         self.images_installed = 0  # images received from a leader and swapped in
@@ -859,6 +860,38 @@ class RaftMember:
             self._compactions.schedule(self.store, *applied.compaction)
         return applied
 
+    async def defragment(self) -> None:
+        """Rewrite this member's LevelDB with only its live records, then swap it in.
+
+        Local, like etcd's (`defrag --cluster` calls every member). It waits for image
+        streams to finish (they read a snapshot of the old files), then copies and swaps
+        without yielding to the event loop, so no request sees the store half-way; like
+        etcd's, it blocks this member while it runs. The swap uses the image renames, whose
+        crash recovery leaves either the old or the new directory, equal in content. The
+        Raft snapshot's image is a LevelDB snapshot of the old files: it is taken again on
+        the new ones (a new Raft snapshot when the applied index moved past it).
+        """
+        while self._images_sending:
+            await asyncio.sleep(0.05)
+        target = f"{self.config.db_dir}{snapshot_image.INCOMING}defrag"
+        shutil.rmtree(target, ignore_errors=True)
+        before = self.backend.size_on_disk()
+        self.backend.copy_to(target)
+        image_index = self._image[0] if self._image is not None else None
+        self._image = None
+        self.backend.reopen(lambda: snapshot_image.swap_in(target, self.config.db_dir))
+        if image_index is not None:
+            if image_index == self.store.applied_index:
+                self._image = (image_index, self.backend.db.snapshot())
+            else:
+                self._snapshot(self.store.applied_index)
+        log.info(
+            "member %x: defragmented the database: %d bytes before, %d after",
+            self.identity.member_id,
+            before,
+            self.backend.size_on_disk(),
+        )
+
     async def wait_compaction(self, rev: int) -> None:
         """Physical compaction: wait until the dropped history is deleted on this member."""
         await self._compactions.wait(rev)
@@ -869,6 +902,7 @@ class RaftMember:
         """Stream the image Raft's SNAP message stands for, then report how it went."""
         to = message.to
         ok = False
+        self._images_sending += 1
         try:
             assert message.snapshot is not None
             image = self._image
@@ -895,6 +929,8 @@ class RaftMember:
             raise
         except Exception as error:
             log.warning("member %x: snapshot to %x failed: %s", self.identity.member_id, to, error)
+        finally:
+            self._images_sending -= 1
         if not self._stopping:
             self.node.report_snapshot(to, ok)
             self._wake.set()
