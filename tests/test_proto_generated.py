@@ -425,6 +425,13 @@ WIRE_CASES: list[tuple[str, Message, str]] = [
         internal_pb2.InternalRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=7)),
         "4a 02 08 07",
     ),
+    (
+        "InternalRequest.alarm=10 (etcd's InternalRaftRequest number)",
+        internal_pb2.InternalRequest(
+            alarm=rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=5, alarm=1)
+        ),
+        "52 06 08 01 10 05 18 01",
+    ),
     # The lease record in LevelDB: renumbering it would make stored leases unreadable.
     ("LeaseRecord ID=1, TTL=2", internal_pb2.LeaseRecord(ID=7, TTL=600), "08 07 10 d8 04"),
     # Lease requests a follower forwards to the leader: members of different versions must agree.
@@ -514,7 +521,7 @@ def test_oneofs(message: type[Message], oneof: str, members: list[str]) -> None:
 
 
 def test_internal_request_oneof_numbers() -> None:
-    """cairn's log entry keeps etcd's internal field numbers (4-9, and 1301 for publish)."""
+    """cairn's log entry keeps etcd's internal field numbers (4-10, and 1301 for publish)."""
     fields = internal_pb2.InternalRequest.DESCRIPTOR.oneofs_by_name["request"].fields
     assert [(f.name, f.number) for f in fields] == [
         ("put", 4),
@@ -523,6 +530,7 @@ def test_internal_request_oneof_numbers() -> None:
         ("compaction", 7),
         ("lease_grant", 8),
         ("lease_revoke", 9),
+        ("alarm", 10),
         ("member_attributes", 1301),
     ]
 

@@ -191,7 +191,7 @@ def test_status_reports_one_leader_everywhere_and_indexes_that_catch_up(tmp_path
         assert status.header.revision == 21
         assert status.leader == leader_id
         assert status.version == ETCD_API_VERSION
-        assert status.dbSize > 0 and status.dbSizeInUse == status.dbSize
+        assert 0 < status.dbSizeInUse <= status.dbSize  # an estimate, see Backend.size_in_use
         assert not status.isLearner and not status.errors
 
     run(tmp_path, body)

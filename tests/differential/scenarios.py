@@ -363,6 +363,72 @@ COMPACTION_FORMATS = scenario(
     ctl("get", "a", "--rev", "5", "-w", "json"),
 )
 
+HASHKV = scenario(
+    "endpoint_hashkv_formats_revisions_and_errors",
+    in_formats("endpoint", "hashkv"),  # revision 1, nothing compacted: compact_revision -1
+    ctl("endpoint", "hashkv", "-w", "table"),
+    puts(("a", "1"), ("b", "1"), ("a", "2"), ("c", "1")),  # revs 2..5
+    ctl("del", "b"),  # rev 6
+    ctl("endpoint", "hashkv", "-w", "json"),
+    ctl("endpoint", "hashkv", "--rev", "3", "-w", "json"),
+    ctl("endpoint", "hashkv", "--rev", "3"),  # the same hash as the step above
+    ctl("endpoint", "hashkv", "--rev", "0", "-w", "json"),  # 0: current
+    ctl("endpoint", "hashkv", "--rev", "7"),  # etcd: future revision, OutOfRange
+    ctl("compaction", "4"),
+    ctl("endpoint", "hashkv", "--rev", "4"),  # etcd: the compacted revision itself is refused
+    ctl("endpoint", "hashkv", "--rev", "2", "-w", "json"),
+    ctl("endpoint", "hashkv", "--rev", "5", "-w", "json"),  # compact_revision 4
+    ctl("endpoint", "hashkv", "--cluster", "-w", "json"),
+    ctl("put", "a", "3"),  # rev 7: the current hash changes, the one at 5 does not
+    ctl("endpoint", "hashkv", "-w", "json"),
+    ctl("endpoint", "hashkv", "--rev", "5"),
+)
+
+# A value larger than the quota below on its own: both servers refuse the first put of it,
+# whatever their database's starting size, so the alarm is raised at the same step. (On
+# stdin: one command-line argument may not exceed 128 KiB.)
+QUOTA_BYTES = 100_000
+BIG_VALUE = "x" * 150_000
+
+NOSPACE = scenario(
+    "nospace_alarm_refuses_writes_until_disarmed",
+    ctl("alarm", "list"),  # none: prints nothing
+    ctl("alarm", "list", "-w", "json"),
+    ctl("put", "small", "v"),  # rev 2
+    ctl("put", "big", stdin=BIG_VALUE),  # etcd: ResourceExhausted, and NOSPACE is raised
+    in_formats("alarm", "list"),  # etcd: -w fields panics, the response has no header
+    ctl("put", "small", "w"),  # refused while the alarm is active
+    ctl("txn", stdin=txn([], ["put a b"], [])),  # a txn with a put: refused
+    ctl("txn", stdin=txn([], [], ["put a b"])),  # a put in the branch not taken counts too
+    ctl("lease", "grant", "10"),  # etcd: "failed to grant lease (... space exceeded)"
+    ctl("get", "small", "-w", "json"),  # reads are served
+    ctl("put", "other", "v"),
+    ctl("txn", stdin=txn([], ["del nothing"], [])),  # etcd: a delete-only txn goes through
+    ctl("del", "small"),  # rev 3: deletes go through
+    ctl("compaction", "3"),  # and compaction
+    ctl("alarm", "disarm"),  # prints the alarm it disarmed
+    ctl("alarm", "disarm"),  # nothing left: prints nothing
+    ctl("alarm", "disarm", "-w", "json"),
+    ctl("alarm", "list"),
+    ctl("put", "small", "again"),  # rev 4: accepted again
+    ctl("get", "small", "-w", "json"),
+    server_args=(f"--quota-backend-bytes={QUOTA_BYTES}",),
+)
+
+DEFRAG = scenario(
+    "defrag_one_member_and_the_cluster",
+    puts(("a", "1"), ("a", "2"), ("b", "1")),  # revs 2..4
+    ctl("del", "a"),  # rev 5
+    ctl("compaction", "--physical", "5"),
+    ctl("defrag"),
+    ctl("defrag", "--cluster"),
+    ctl("defrag", "-w", "json"),  # etcd: prints the same line whatever the format
+    ctl("get", "", "--prefix", "-w", "json"),  # the data is unchanged
+    ctl("get", "a", "--rev", "4"),  # compacted
+    ctl("put", "c", "1"),  # rev 6
+    ctl("endpoint", "hashkv", "--rev", "5", "-w", "json"),
+)
+
 # -- del ---------------------------------------------------------------------------------------
 
 DELETE = scenario(
@@ -788,6 +854,9 @@ ELECT_AND_LISTEN = scenario(
 
 
 SCENARIOS: tuple[Scenario, ...] = (
+    HASHKV,
+    NOSPACE,
+    DEFRAG,
     PUT_BASICS,
     PUT_PREV_KV,
     PUT_FROM_STDIN,

@@ -65,12 +65,80 @@ def test_go_panic_stack_is_reduced_to_its_first_line() -> None:
     assert OutputMasker().mask_stderr(stderr) == "panic: bad value\n<go stack trace>\n"
 
 
+def test_go_panic_signal_line_is_kept_and_the_stack_reduced() -> None:
+    stderr = (
+        "panic: runtime error: invalid memory address or nil pointer dereference\n"
+        "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0xb9181e]\n\n"
+        "goroutine 1 [running]:\nmain.f(0xc00003c960)\n\tx.go:1 +0x385\n"
+    )
+    assert OutputMasker().mask_stderr(stderr) == (
+        "panic: runtime error: invalid memory address or nil pointer dereference\n"
+        "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0xb9181e]\n"
+        "<go stack trace>\n"
+    )
+
+
+def test_alarm_member_ids_are_numbered_with_the_header_ids() -> None:
+    masker = OutputMasker()
+    out = masker.mask_stdout(
+        '{"header":{"member_id":77}}\nmemberID:77 alarm:NOSPACE \n{"alarms":[{"memberID":78}]}'
+    )
+    assert out == (
+        '{"header":{"member_id":<member_id#1>}}\nmemberID:<member_id#1> alarm:NOSPACE \n'
+        '{"alarms":[{"memberID":<member_id#2>}]}'
+    )
+
+
 def test_captured_lease_ids_are_replaced_in_hex_and_decimal() -> None:
     masker = OutputMasker()
     masker.add_replacement("694d7a", "<lease>")
     masker.add_replacement(str(0x694D7A), "<lease>")
     out = masker.mask_stdout('lease 694d7a granted\n{"lease":6901114}\n"Lease" : 69011140\n')
     assert out == 'lease <lease> granted\n{"lease":<lease>}\n"Lease" : 69011140\n'
+
+
+def test_hashkv_hashes_are_numbered_in_every_output_format() -> None:
+    masker = OutputMasker()
+    masker.add_replacement("127.0.0.1:2379", "<endpoint>")
+    out = masker.mask_stdout(
+        '[{"Endpoint":"127.0.0.1:2379","HashKV":{"hash":11,"compact_revision":-1}}]\n'
+        "127.0.0.1:2379, 22\n"
+        '"Hash" : 22\n'
+    )
+    assert out == (
+        '[{"Endpoint":"<endpoint>","HashKV":{"hash":<hash#1>,"compact_revision":-1}}]\n'
+        "<endpoint>, <hash#2>\n"
+        '"Hash" : <hash#2>\n'
+    )
+
+
+def test_hashkv_table_hash_column_width_is_masked() -> None:
+    masker = OutputMasker()
+    masker.add_replacement("127.0.0.1:2379", "<endpoint>")
+    table = (
+        "+----------------+------------+\n"
+        "|    ENDPOINT    |    HASH    |\n"
+        "+----------------+------------+\n"
+        "| 127.0.0.1:2379 | 1084519789 |\n"
+        "+----------------+------------+\n"
+    )
+    narrow = (
+        "+----------------+------+\n"
+        "|    ENDPOINT    | HASH |\n"
+        "+----------------+------+\n"
+        "| 127.0.0.1:2379 |   42 |\n"
+        "+----------------+------+\n"
+    )
+    masked = masker.mask_stdout(table)
+    assert masked == masker.mask_stdout(narrow).replace("<hash#2>", "<hash#1>")
+    assert "| <endpoint> | <hash#1> |" in masked
+
+
+def test_numbers_that_are_not_hashkv_hashes_are_left_alone() -> None:
+    text = "127.0.0.1:2379, 8e9e05c52164694d, 3.4.23, 20 kB, true, false, 2, 6, 6, \nk, 5\n"
+    masker = OutputMasker()
+    masker.add_replacement("127.0.0.1:2379", "<endpoint>")
+    assert masker.mask_stdout(text) == text.replace("127.0.0.1:2379", "<endpoint>")
 
 
 def test_txn_input_ends_every_section_with_an_empty_line() -> None:

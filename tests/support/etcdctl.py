@@ -114,10 +114,35 @@ _HEADER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("cluster_id", re.compile(r'(?m)(?<=^"ClusterID" : )([1-9][0-9]*)$')),
     ("member_id", re.compile(r'(?m)(?<=^"MemberID" : )([1-9][0-9]*)$')),
     ("raft_term", re.compile(r'(?m)(?<=^"RaftTerm" : )([1-9][0-9]*)$')),
+    # Alarms name their member: `alarm list` and Status.errors print "memberID:456 alarm:NOSPACE",
+    # -w json {"memberID":456,"alarm":1}. Numbered with the header ids: the same member.
+    ("member_id", re.compile(r"(?<=memberID:)([1-9][0-9]*)(?= alarm:)")),
+    ("member_id", re.compile(r'(?<="memberID":)([1-9][0-9]*)')),
 )
 
+# `endpoint hashkv` hash values: two implementations hash different bytes, so the value is
+# masked, numbered like the ids (a hash that should stay the same between two steps, or change,
+# still shows). Applied after the endpoint is replaced, so only hashkv's lines match.
+_HASH_PATTERNS: tuple[re.Pattern[str], ...] = (
+    # -w json: {"Endpoint":"...","HashKV":{"header":{...},"hash":123,"compact_revision":-1}}
+    re.compile(r'(?<="hash":)([0-9]+)'),
+    # simple: "<endpoint>, 123"
+    re.compile(r"(?m)(?<=^<endpoint>, )([0-9]+)$"),
+    # -w fields: '"Hash" : 123'
+    re.compile(r'(?m)(?<=^"Hash" : )([0-9]+)$'),
+    # -w table: "| <endpoint> | 123 |" (the column's padding is normalised below)
+    re.compile(r"(?m)(?<=^\| <endpoint> \| )\s*([0-9]+)(?= \|$)"),
+)
+# The HASH column of `endpoint hashkv -w table` is as wide as the longest hash: its borders
+# and header are masked with the hash, leaving the ENDPOINT column as printed.
+_HASH_TABLE_HEADER = re.compile(r"(?m)^(\|\s+ENDPOINT\s+\|)\s+HASH\s+\|$")
+_HASH_TABLE_BORDER = re.compile(r"(?m)^(\+-+\+)-+\+$")
+
 # A Go panic prints goroutine stacks with addresses and offsets; only the first line is stable.
-_GO_PANIC = re.compile(r"(?ms)^(panic: [^\n]*)\n\ngoroutine .*?(?=^Error: |\Z)")
+# A nil dereference adds a "[signal SIGSEGV: ...]" line after the panic line; it is kept.
+_GO_PANIC = re.compile(
+    r"(?ms)^(panic: [^\n]*(?:\n\[signal [^\n]*)?)\n\ngoroutine .*?(?=^Error: |\Z)"
+)
 
 # etcdctl's client logs (zap, JSON) keep only these fields; ts, caller, target, attempt vary.
 _LOG_KEEP = ("level", "msg", "error")
@@ -155,7 +180,13 @@ class OutputMasker:
     def mask_stdout(self, text: str) -> str:
         for kind, pattern in _HEADER_PATTERNS:
             text = pattern.sub(lambda m, kind=kind: self._placeholder(kind, m.group(1)), text)
-        return self._replace_literals(text)
+        text = self._replace_literals(text)
+        for pattern in _HASH_PATTERNS:
+            text = pattern.sub(lambda m: self._placeholder("hash", m.group(1)), text)
+        if _HASH_TABLE_HEADER.search(text):
+            text = _HASH_TABLE_HEADER.sub(r"\1 HASH |", text)
+            text = _HASH_TABLE_BORDER.sub(r"\1<hash column>+", text)
+        return text
 
     def mask_stderr(self, text: str) -> str:
         text = _GO_PANIC.sub(r"\1\n<go stack trace>\n", text)

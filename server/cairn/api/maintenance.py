@@ -1,15 +1,18 @@
-"""The etcdserverpb.Maintenance service: Status (what `etcdctl endpoint status` shows) and
-MoveLeader (`etcdctl move-leader`).
+"""The etcdserverpb.Maintenance service: Status (what `etcdctl endpoint status` shows),
+MoveLeader (`etcdctl move-leader`), HashKV (`etcdctl endpoint hashkv`), Hash, Alarm
+(`etcdctl alarm list` / `alarm disarm`) and Defragment (`etcdctl defrag`).
 
-The other Maintenance RPCs (Alarm, Defragment, Hash, HashKV, Snapshot, Downgrade) are not
-implemented yet and answer UNIMPLEMENTED.
+The other Maintenance RPCs (Snapshot, Downgrade) are not implemented yet and answer
+UNIMPLEMENTED.
 """
 
 from __future__ import annotations
 
 from cairn.errors import ErrBadLeaderTransferee, ErrNotLeader
+from cairn.member.alarms import alarm_text
 from cairn.member.raft_member import RaftMember
 from cairn.proto import rpc_pb2 as pb
+from cairn.proto.internal_pb2 import InternalRequest
 
 # The etcd server version cairn reports. Clients read it as an etcd version, not as cairn's
 # own: clientv3's RejectOldCluster refuses a major.minor below 3.2, and operators compare it
@@ -30,9 +33,9 @@ class MaintenanceService:
         response = pb.StatusResponse(
             version=ETCD_API_VERSION,
             dbSize=db_size,
-            # Without defragmentation there is no measure of free space inside LevelDB files;
-            # compaction frees it lazily. Reporting the on-disk size is an upper bound.
-            dbSizeInUse=db_size,
+            # An estimate (see Backend.size_in_use): LevelDB's table size for all keys plus
+            # its unflushed log; Defragment brings it close to the live data.
+            dbSizeInUse=member.backend.size_in_use(),
             raftAppliedIndex=member.store.applied_index,
         )
         status = member.node.status()
@@ -41,6 +44,55 @@ class MaintenanceService:
         response.raftIndex = status.commit
         response.raftTerm = status.term
         response.isLearner = member.is_learner
+        # etcd lists every active alarm of the cluster, in its text form.
+        response.errors.extend(alarm_text(m, a) for m, a in member.applier.alarms.sorted())
+        member.fill_header(response.header)
+        return response
+
+    async def HashKV(self, request: pb.HashKVRequest, context: object) -> pb.HashKVResponse:
+        """The MVCC history hash at `request.revision` (0: current), from local state.
+
+        No Raft round, as in etcd: an operator compares members at one revision, so each
+        member answers for itself. The header revision is the current one, not the hashed one.
+        """
+        member = self._member
+        hash_value, compact_rev = member.store.hash_kv(request.revision)
+        response = pb.HashKVResponse(hash=hash_value, compact_revision=compact_rev)
+        member.fill_header(response.header)
+        return response
+
+    async def Hash(self, request: pb.HashRequest, context: object) -> pb.HashResponse:
+        """A hash of every LevelDB record of this member (etcd: of its whole bolt file).
+
+        Includes per-member bookkeeping, so it is not a cross-member check; HashKV is.
+        """
+        member = self._member
+        response = pb.HashResponse(hash=member.backend.hash_all())
+        member.fill_header(response.header)
+        return response
+
+    async def Alarm(self, request: pb.AlarmRequest, context: object) -> pb.AlarmResponse:
+        """GET, ACTIVATE and DEACTIVATE all go through the log, as in etcd: a GET then sees
+        every alarm applied before it, and disarming is seen by every member.
+
+        etcd 3.4 sends this response without a header (`alarm list -w json` shows none), so
+        cairn leaves it unset too.
+        """
+        applied = await self._member.propose(InternalRequest(alarm=request))
+        response = applied.response
+        assert isinstance(response, pb.AlarmResponse)
+        return response
+
+    async def Defragment(
+        self, request: pb.DefragmentRequest, context: object
+    ) -> pb.DefragmentResponse:
+        """Rewrite this member's LevelDB with its live records only (RaftMember.defragment).
+
+        Local, no Raft round: `defrag --cluster` calls every member, as with etcd.
+        """
+        member = self._member
+        await member.defragment()
+        response = pb.DefragmentResponse()
         member.fill_header(response.header)
         return response
 

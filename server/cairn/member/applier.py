@@ -19,7 +19,9 @@ from cairn.errors import (
     ErrLeaseExist,
     ErrLeaseNotFound,
     ErrLeaseTTLTooLarge,
+    ErrNoSpace,
 )
+from cairn.member.alarms import AlarmTable
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore, RangeResult, TxnChanges, WriteTxn
 from cairn.proto import rpc_pb2 as pb
@@ -122,6 +124,7 @@ class Applier:
         self.store = store
         # The store owns the lease table: its writes move attachments, its flushes persist it.
         self.leases = store.leases
+        self.alarms = AlarmTable(store)
 
     # ---- reads -----------------------------------------------------------------------
 
@@ -154,9 +157,23 @@ class Applier:
             return self.lease_grant(request.lease_grant)
         if kind == "lease_revoke":
             return self.lease_revoke(request.lease_revoke)
+        if kind == "alarm":
+            return Applied(self.alarms.apply(request.alarm))
         raise ValueError(f"unknown request kind {kind!r} in request {request.header.ID:x}")
 
+    def _refuse_when_out_of_space(self) -> None:
+        """While a NOSPACE alarm is active, what would grow the database is refused.
+
+        Checked at apply time, on every member alike (the alarm is replicated state), as etcd's
+        capped applier does: puts, txns with a put in any branch and lease grants fail; deletes,
+        delete-only txns, compaction and lease revokes still go through, so an operator can
+        free space.
+        """
+        if self.alarms.has(pb.NOSPACE):
+            raise ErrNoSpace()
+
     def put(self, r: pb.PutRequest) -> Applied:
+        self._refuse_when_out_of_space()
         if r.lease and not self.leases.exists(r.lease):
             raise ErrLeaseNotFound()
         txn = self.store.write()
@@ -169,6 +186,8 @@ class Applier:
         return Applied(response, txn.end())
 
     def txn(self, r: pb.TxnRequest) -> Applied:
+        if txn_has_puts(r):
+            self._refuse_when_out_of_space()
         path = self._compare_path(self.store, r)
         if is_write_txn(r):
             self._check_puts(self.store, r, path)
@@ -196,6 +215,7 @@ class Applier:
     def lease_grant(self, r: pb.LeaseGrantRequest) -> Applied:
         """Record a lease with the TTL the proposer settled (the minimum is applied before
         proposing, so every member records the same TTL); the checks come in etcd's order."""
+        self._refuse_when_out_of_space()
         if r.ID == 0:
             raise ErrLeaseNotFound()
         if r.TTL > MAX_LEASE_TTL:
@@ -330,6 +350,15 @@ class Applier:
 def is_write_txn(r: pb.TxnRequest) -> bool:
     """Whether any branch at any depth writes; read-only txns skip the log."""
     return any(_op_writes(op) for op in (*r.success, *r.failure))
+
+
+def txn_has_puts(r: pb.TxnRequest) -> bool:
+    """Whether any branch at any depth puts: what makes a txn cost space (etcd's quota)."""
+    for op in (*r.success, *r.failure):
+        kind = op.WhichOneof("request")
+        if kind == "request_put" or (kind == "request_txn" and txn_has_puts(op.request_txn)):
+            return True
+    return False
 
 
 def _op_writes(op: pb.RequestOp) -> bool:

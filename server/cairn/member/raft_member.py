@@ -44,6 +44,7 @@ from cairn.errors import (
     ErrMemberNotFound,
     ErrMemberNotLearner,
     ErrNoLeader,
+    ErrNoSpace,
     ErrNotLeader,
     ErrRequestTooLarge,
     ErrStopped,
@@ -60,6 +61,7 @@ from cairn.member.config import MemberConfig
 from cairn.member.identity import Identity, member_id
 from cairn.member.lessor import Lessor
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
+from cairn.member.quota import BackendQuota
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
 from cairn.member.snapshot_meta import SnapshotMeta
@@ -162,6 +164,7 @@ class RaftMember:
         self.backend: Backend
         self.store: MVCCStore
         self.applier: Applier
+        self.quota: BackendQuota
         self.watches: WatchHub  # fed by _apply; streams of the Watch service read from it
         self.node: RawNode
         self.transport: Transport
@@ -187,6 +190,7 @@ class RaftMember:
         self._compactions = CompactionDeleter()
         # The LevelDB image at the latest Raft snapshot index: (index, plyvel snapshot).
         self._image: tuple[int, object] | None = None
+        self._images_sending = 0  # image streams reading the LevelDB snapshot handle
         self._since_snapshot = 0
         self._snapshot_sends: set[asyncio.Task[None]] = set()
         self.images_installed = 0  # images received from a leader and swapped in
@@ -213,6 +217,7 @@ class RaftMember:
         self.backend = Backend(cfg.db_dir)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
+        self.quota = BackendQuota(lambda: self.backend, self.config.quota_backend_bytes)
         self.watches = WatchHub(self.store)
         # --initial-cluster-state existing: this member was added with `member add` and joins
         # a running cluster; the table and the configuration come from the leader's log.
@@ -855,6 +860,38 @@ class RaftMember:
             self._compactions.schedule(self.store, *applied.compaction)
         return applied
 
+    async def defragment(self) -> None:
+        """Rewrite this member's LevelDB with only its live records, then swap it in.
+
+        Local, like etcd's (`defrag --cluster` calls every member). It waits for image
+        streams to finish (they read a snapshot of the old files), then copies and swaps
+        without yielding to the event loop, so no request sees the store half-way; like
+        etcd's, it blocks this member while it runs. The swap uses the image renames, whose
+        crash recovery leaves either the old or the new directory, equal in content. The
+        Raft snapshot's image is a LevelDB snapshot of the old files: it is taken again on
+        the new ones (a new Raft snapshot when the applied index moved past it).
+        """
+        while self._images_sending:
+            await asyncio.sleep(0.05)
+        target = f"{self.config.db_dir}{snapshot_image.INCOMING}defrag"
+        shutil.rmtree(target, ignore_errors=True)
+        before = self.backend.size_on_disk()
+        self.backend.copy_to(target)
+        image_index = self._image[0] if self._image is not None else None
+        self._image = None
+        self.backend.reopen(lambda: snapshot_image.swap_in(target, self.config.db_dir))
+        if image_index is not None:
+            if image_index == self.store.applied_index:
+                self._image = (image_index, self.backend.db.snapshot())
+            else:
+                self._snapshot(self.store.applied_index)
+        log.info(
+            "member %x: defragmented the database: %d bytes before, %d after",
+            self.identity.member_id,
+            before,
+            self.backend.size_on_disk(),
+        )
+
     async def wait_compaction(self, rev: int) -> None:
         """Physical compaction: wait until the dropped history is deleted on this member."""
         await self._compactions.wait(rev)
@@ -865,6 +902,7 @@ class RaftMember:
         """Stream the image Raft's SNAP message stands for, then report how it went."""
         to = message.to
         ok = False
+        self._images_sending += 1
         try:
             assert message.snapshot is not None
             image = self._image
@@ -891,6 +929,8 @@ class RaftMember:
             raise
         except Exception as error:
             log.warning("member %x: snapshot to %x failed: %s", self.identity.member_id, to, error)
+        finally:
+            self._images_sending -= 1
         if not self._stopping:
             self.node.report_snapshot(to, ok)
             self._wake.set()
@@ -998,6 +1038,9 @@ class RaftMember:
         data = request.SerializeToString()
         if len(data) > self.config.max_request_bytes:
             raise ErrRequestTooLarge()
+        if not self.quota.fits(request, len(data)):
+            await self._raise_nospace()
+            raise ErrNoSpace()
         request_id = request.header.ID
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Applied] = loop.create_future()
@@ -1015,6 +1058,21 @@ class RaftMember:
         finally:
             self._waiters.pop(request_id, None)
             self._proposed_at.pop(request_id, None)
+
+    async def _raise_nospace(self) -> None:
+        """Propose this member's NOSPACE alarm, unless it is already active.
+
+        The alarm is replicated state: once applied, every member refuses space-costing
+        writes. A proposal that fails (no leader) is not retried here: the next refused
+        write proposes again.
+        """
+        own = self.identity.member_id
+        if (own, pb.NOSPACE) in self.applier.alarms.active:
+            return
+        log.warning("database size exceeds --quota-backend-bytes: raising the NOSPACE alarm")
+        alarm = pb.AlarmRequest(action=pb.AlarmRequest.ACTIVATE, memberID=own, alarm=pb.NOSPACE)
+        with contextlib.suppress(EtcdError):
+            await self.propose(InternalRequest(alarm=alarm))
 
     def _expire_proposals(self) -> None:
         """Fail the proposals still waiting after the request timeout (oldest first: IDs

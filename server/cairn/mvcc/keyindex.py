@@ -68,6 +68,22 @@ class KeyIndex:
     def history(self, key: bytes) -> KeyHistory | None:
         return self._histories.get(key)
 
+    def holds(self, key: bytes, rev: Revision) -> bool:
+        """Whether `key`'s history still has `rev`: false once a compaction dropped it.
+
+        The records a compaction drops stay in LevelDB until the deleter reaches them; this is
+        how a reader tells them apart from live history without waiting for the deletion.
+        """
+        history = self._histories.get(key)
+        if history is None:
+            return False
+        i = bisect_right(history.mains, rev.main) - 1
+        while i >= 0 and history.mains[i] == rev.main:
+            if history.subs[i] == rev.sub:
+                return True
+            i -= 1
+        return False
+
     def _history_for_write(self, key: bytes) -> KeyHistory:
         history = self._histories.get(key)
         if history is None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import google_crc32c
+
 from cairn.errors import ErrCompacted, ErrFutureRev
 from cairn.mvcc.backend import HISTORY, Backend, meta_key
 from cairn.mvcc.keyindex import KeyCheckpoint, KeyIndex
@@ -145,6 +147,41 @@ class MVCCStore:
             if record is None:
                 raise RuntimeError(f"history record for revision {rev} is missing from the backend")
         return KeyValue.FromString(record[1:])
+
+    def hash_kv(self, rev: int) -> tuple[int, int]:
+        """(hash, compact revision): CRC-32C over the history records a read at `rev` may use.
+
+        `rev` 0 means the current revision; as in etcd, a revision at or below the compacted
+        one is refused (ErrCompacted) and one above the current revision too (ErrFutureRev).
+        Every record with main revision <= `rev` is hashed, LevelDB key (the revision) then
+        value, in revision order, except records a compaction already dropped from the key
+        index but the deleter has not removed yet: so the hash does not depend on how far the
+        physical deletion got, and every member that applied the same entries (or received
+        them in a snapshot image) gives the same value. That equality is what
+        `etcdctl endpoint hashkv --cluster` checks.
+        """
+        compact_rev = self.compact_rev
+        if rev > 0 and rev <= compact_rev:
+            raise ErrCompacted()
+        if rev > self.current_rev:
+            raise ErrFutureRev()
+        if rev <= 0:
+            rev = self.current_rev
+        # Seeded with the name of what is hashed, so an empty history does not hash to 0
+        # (which proto3 would leave out of the response, and etcdctl out of its JSON).
+        crc = google_crc32c.Checksum(b"history")
+        upper = Revision(rev + 1, 0).to_bytes()
+        for raw_rev, record in self.backend.scan(HISTORY):
+            if raw_rev >= upper:
+                break
+            revision = Revision.from_bytes(raw_rev)
+            if revision.main <= compact_rev:
+                key = KeyValue.FromString(record[1:]).key
+                if not self.index.holds(key, revision):
+                    continue
+            crc.update(raw_rev)
+            crc.update(record)
+        return int.from_bytes(crc.digest(), "big"), compact_rev
 
     # ---- writes ------------------------------------------------------------------------
 

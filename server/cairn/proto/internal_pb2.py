@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from cairn.proto import rpc_pb2 as cairn_dot_proto_dot_rpc__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61irn/proto/internal.proto\x12\x07\x63\x61irnpb\x1a\x15\x63\x61irn/proto/rpc.proto\"D\n\rRequestHeader\x12\n\n\x02ID\x18\x01 \x01(\x04\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x15\n\rauth_revision\x18\x03 \x01(\x04\"\xb9\x03\n\x0fInternalRequest\x12&\n\x06header\x18\x64 \x01(\x0b\x32\x16.cairnpb.RequestHeader\x12\'\n\x03put\x18\x04 \x01(\x0b\x32\x18.etcdserverpb.PutRequestH\x00\x12\x38\n\x0c\x64\x65lete_range\x18\x05 \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequestH\x00\x12\'\n\x03txn\x18\x06 \x01(\x0b\x32\x18.etcdserverpb.TxnRequestH\x00\x12\x35\n\ncompaction\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequestH\x00\x12\x36\n\x0blease_grant\x18\x08 \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequestH\x00\x12\x38\n\x0clease_revoke\x18\t \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequestH\x00\x12>\n\x11member_attributes\x18\x95\n \x01(\x0b\x32 .cairnpb.MemberAttributesRequestH\x00\x42\t\n\x07request\"O\n\x17MemberAttributesRequest\x12\x11\n\tmember_ID\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_urls\x18\x03 \x03(\t\"&\n\x0bLeaseRecord\x12\n\n\x02ID\x18\x01 \x01(\x03\x12\x0b\n\x03TTL\x18\x02 \x01(\x03\"\xcd\x01\n\tForwarded\x12\x39\n\nkeep_alive\x18\x01 \x01(\x0b\x32#.etcdserverpb.LeaseKeepAliveRequestH\x00\x12<\n\x0ctime_to_live\x18\x02 \x01(\x0b\x32$.etcdserverpb.LeaseTimeToLiveRequestH\x00\x12<\n\x0emember_promote\x18\x03 \x01(\x0b\x32\".etcdserverpb.MemberPromoteRequestH\x00\x42\t\n\x07request\"\xff\x01\n\x0f\x46orwardedAnswer\x12:\n\nkeep_alive\x18\x01 \x01(\x0b\x32$.etcdserverpb.LeaseKeepAliveResponseH\x00\x12=\n\x0ctime_to_live\x18\x02 \x01(\x0b\x32%.etcdserverpb.LeaseTimeToLiveResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.cairnpb.ForwardedErrorH\x00\x12=\n\x0emember_promote\x18\x04 \x01(\x0b\x32#.etcdserverpb.MemberPromoteResponseH\x00\x42\x08\n\x06\x61nswer\"/\n\x0e\x46orwardedError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61irn/proto/internal.proto\x12\x07\x63\x61irnpb\x1a\x15\x63\x61irn/proto/rpc.proto\"D\n\rRequestHeader\x12\n\n\x02ID\x18\x01 \x01(\x04\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x15\n\rauth_revision\x18\x03 \x01(\x04\"\xe6\x03\n\x0fInternalRequest\x12&\n\x06header\x18\x64 \x01(\x0b\x32\x16.cairnpb.RequestHeader\x12\'\n\x03put\x18\x04 \x01(\x0b\x32\x18.etcdserverpb.PutRequestH\x00\x12\x38\n\x0c\x64\x65lete_range\x18\x05 \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequestH\x00\x12\'\n\x03txn\x18\x06 \x01(\x0b\x32\x18.etcdserverpb.TxnRequestH\x00\x12\x35\n\ncompaction\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequestH\x00\x12\x36\n\x0blease_grant\x18\x08 \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequestH\x00\x12\x38\n\x0clease_revoke\x18\t \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequestH\x00\x12+\n\x05\x61larm\x18\n \x01(\x0b\x32\x1a.etcdserverpb.AlarmRequestH\x00\x12>\n\x11member_attributes\x18\x95\n \x01(\x0b\x32 .cairnpb.MemberAttributesRequestH\x00\x42\t\n\x07request\"O\n\x17MemberAttributesRequest\x12\x11\n\tmember_ID\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_urls\x18\x03 \x03(\t\"&\n\x0bLeaseRecord\x12\n\n\x02ID\x18\x01 \x01(\x03\x12\x0b\n\x03TTL\x18\x02 \x01(\x03\"\xcd\x01\n\tForwarded\x12\x39\n\nkeep_alive\x18\x01 \x01(\x0b\x32#.etcdserverpb.LeaseKeepAliveRequestH\x00\x12<\n\x0ctime_to_live\x18\x02 \x01(\x0b\x32$.etcdserverpb.LeaseTimeToLiveRequestH\x00\x12<\n\x0emember_promote\x18\x03 \x01(\x0b\x32\".etcdserverpb.MemberPromoteRequestH\x00\x42\t\n\x07request\"\xff\x01\n\x0f\x46orwardedAnswer\x12:\n\nkeep_alive\x18\x01 \x01(\x0b\x32$.etcdserverpb.LeaseKeepAliveResponseH\x00\x12=\n\x0ctime_to_live\x18\x02 \x01(\x0b\x32%.etcdserverpb.LeaseTimeToLiveResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.cairnpb.ForwardedErrorH\x00\x12=\n\x0emember_promote\x18\x04 \x01(\x0b\x32#.etcdserverpb.MemberPromoteResponseH\x00\x42\x08\n\x06\x61nswer\"/\n\x0e\x46orwardedError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,15 +35,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTHEADER']._serialized_start=62
   _globals['_REQUESTHEADER']._serialized_end=130
   _globals['_INTERNALREQUEST']._serialized_start=133
-  _globals['_INTERNALREQUEST']._serialized_end=574
-  _globals['_MEMBERATTRIBUTESREQUEST']._serialized_start=576
-  _globals['_MEMBERATTRIBUTESREQUEST']._serialized_end=655
-  _globals['_LEASERECORD']._serialized_start=657
-  _globals['_LEASERECORD']._serialized_end=695
-  _globals['_FORWARDED']._serialized_start=698
-  _globals['_FORWARDED']._serialized_end=903
-  _globals['_FORWARDEDANSWER']._serialized_start=906
-  _globals['_FORWARDEDANSWER']._serialized_end=1161
-  _globals['_FORWARDEDERROR']._serialized_start=1163
-  _globals['_FORWARDEDERROR']._serialized_end=1210
+  _globals['_INTERNALREQUEST']._serialized_end=619
+  _globals['_MEMBERATTRIBUTESREQUEST']._serialized_start=621
+  _globals['_MEMBERATTRIBUTESREQUEST']._serialized_end=700
+  _globals['_LEASERECORD']._serialized_start=702
+  _globals['_LEASERECORD']._serialized_end=740
+  _globals['_FORWARDED']._serialized_start=743
+  _globals['_FORWARDED']._serialized_end=948
+  _globals['_FORWARDEDANSWER']._serialized_start=951
+  _globals['_FORWARDEDANSWER']._serialized_end=1206
+  _globals['_FORWARDEDERROR']._serialized_start=1208
+  _globals['_FORWARDEDERROR']._serialized_end=1255
 # @@protoc_insertion_point(module_scope)
