@@ -51,7 +51,6 @@ class ElectionService:
     def __init__(self, member: RaftMember) -> None:
         self._member = member
         self._queue = Queue(member)
-        self._cleanups: set[asyncio.Task[None]] = set()
 
     async def Campaign(
         self, request: electionpb.CampaignRequest, context: object
@@ -82,14 +81,7 @@ class ElectionService:
     def _resign_later(self, key: bytes, rev: int) -> None:
         """A candidate that gave up while waiting leaves the queue (in a task of its own: the
         call's task is being cancelled)."""
-
-        async def resign() -> None:
-            with contextlib.suppress(EtcdError):  # its lease expiry removes it in the end
-                await self._queue.delete_if_created_at(key, rev)
-
-        task = asyncio.get_running_loop().create_task(resign(), name="election-abandon")
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
+        self._queue.clean_up_later(self._queue.delete_if_created_at(key, rev), "election-abandon")
 
     async def _proclaim(
         self, key: bytes, rev: int, lease: int, value: bytes

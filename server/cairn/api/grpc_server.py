@@ -64,12 +64,8 @@ def _unary(
     fn: Callable[[Any, Any], Any], limit: int, method: str, gate: Gate | None
 ) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(request, _TooLarge):
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"grpc: received message larger than max ({request.size} vs. {limit})",
-            )
         try:
+            _refuse_too_large(request, limit)
             if gate is not None:
                 gate(method, request)
             return await fn(request, context)
@@ -79,18 +75,22 @@ def _unary(
     return handle
 
 
-class ErrStreamMessageTooLarge(EtcdError):
-    """A message on a client stream exceeded the limit (the unary path's text and code)."""
+class ErrMessageTooLarge(EtcdError):
+    """A request (or a message on a client stream) exceeded the limit: Go gRPC's text."""
 
     code = "RESOURCE_EXHAUSTED"
 
 
+def _refuse_too_large(request: object, limit: int) -> None:
+    if isinstance(request, _TooLarge):
+        raise ErrMessageTooLarge(
+            f"grpc: received message larger than max ({request.size} vs. {limit})"
+        )
+
+
 async def _checked(requests: AsyncIterator[Any], limit: int) -> AsyncIterator[Any]:
     async for request in requests:
-        if isinstance(request, _TooLarge):
-            raise ErrStreamMessageTooLarge(
-                f"grpc: received message larger than max ({request.size} vs. {limit})"
-            )
+        _refuse_too_large(request, limit)
         yield request
 
 
@@ -106,12 +106,9 @@ def _streaming(
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         if client_stream:
             request = _checked(request, limit)
-        elif isinstance(request, _TooLarge):
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"grpc: received message larger than max ({request.size} vs. {limit})",
-            )
         try:
+            if not client_stream:
+                _refuse_too_large(request, limit)
             if gate is not None:
                 gate(method, None if client_stream else request)
             result = fn(request, context)

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import grpc
 
-from cairn.errors import ErrNoLeader, ErrNotLeader, ErrTimeout, EtcdError
+from cairn.errors import ErrNoLeader, ErrNotLeader, ErrTimeout
 from cairn.member.raft_member import RaftMember
 from cairn.peer import PeerUnavailable
 from cairn.proto import rpc_pb2 as pb
@@ -57,15 +57,12 @@ class LeaseService:
         requests: AsyncIterator[pb.LeaseKeepAliveRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.LeaseKeepAliveResponse]:
-        """One answer per keep-alive, in order, until the client closes the stream."""
-        try:
-            async for request in requests:
-                response = await self._keep_alive(request)
-                self._member.fill_header(response.header)
-                yield response
-        except EtcdError as error:
-            # Streams do not pass through the server's unary error mapping.
-            await context.abort(grpc.StatusCode[error.code], error.message)
+        """One answer per keep-alive, in order, until the client closes the stream (an
+        EtcdError ends it with etcd's status: the gRPC server maps it, as for unary calls)."""
+        async for request in requests:
+            response = await self._keep_alive(request)
+            self._member.fill_header(response.header)
+            yield response
 
     async def _keep_alive(self, request: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveResponse:
         lessor = self._member.lessor

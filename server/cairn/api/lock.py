@@ -19,9 +19,6 @@ tests/differential/test_lock_election_grpc_matches_etcd.py):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from cairn.api.recipes import Queue, RecipeError, as_recipe_error
 from cairn.errors import ErrEmptyKey, EtcdError
 from cairn.member.raft_member import RaftMember
@@ -39,8 +36,6 @@ class LockService:
     def __init__(self, member: RaftMember) -> None:
         self._member = member
         self._queue = Queue(member)
-        # Deletions of abandoned waiters' keys, running after their call ended.
-        self._cleanups: set[asyncio.Task[None]] = set()
 
     async def Lock(self, request: lockpb.LockRequest, context: object) -> lockpb.LockResponse:
         try:
@@ -71,14 +66,7 @@ class LockService:
 
     def _abandon(self, key: bytes) -> None:
         """Delete a waiter's key in the background (its own task may be cancelled)."""
-
-        async def delete() -> None:
-            with contextlib.suppress(EtcdError):  # the lease expiry removes it in the end
-                await self._delete(key)
-
-        task = asyncio.get_running_loop().create_task(delete(), name="lock-abandon")
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
+        self._queue.clean_up_later(self._delete(key), "lock-abandon")
 
     async def _delete(self, key: bytes) -> pb.DeleteRangeResponse:
         applied = await self._member.propose(

@@ -16,8 +16,10 @@ hub), without a gRPC round trip to itself.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from cairn.errors import EtcdError
 from cairn.member.raft_member import RaftMember
@@ -89,6 +91,20 @@ class Queue:
 
     def __init__(self, member: RaftMember) -> None:
         self.member = member
+        # Clean-ups running after their call ended (the call's own task is being cancelled).
+        self._cleanups: set[asyncio.Task[None]] = set()
+
+    def clean_up_later(self, step: Coroutine[Any, Any, object], name: str) -> None:
+        """Run a clean-up step (leaving the queue) in a task of its own; an error is harmless:
+        the caller's lease expiry removes its key in the end."""
+
+        async def run() -> None:
+            with contextlib.suppress(EtcdError):
+                await step
+
+        task = asyncio.get_running_loop().create_task(run(), name=name)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def session_lease(self, lease: int) -> int:
         """`lease`, or a new lease of etcd's default session TTL when 0 (what etcd's services

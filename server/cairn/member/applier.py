@@ -349,23 +349,20 @@ class Applier:
 
 def is_write_txn(r: pb.TxnRequest) -> bool:
     """Whether any branch at any depth writes; read-only txns skip the log."""
-    return any(_op_writes(op) for op in (*r.success, *r.failure))
+    return _txn_has(r, ("request_put", "request_delete_range"))
 
 
 def txn_has_puts(r: pb.TxnRequest) -> bool:
     """Whether any branch at any depth puts: what makes a txn cost space (etcd's quota)."""
+    return _txn_has(r, ("request_put",))
+
+
+def _txn_has(r: pb.TxnRequest, kinds: tuple[str, ...]) -> bool:
     for op in (*r.success, *r.failure):
         kind = op.WhichOneof("request")
-        if kind == "request_put" or (kind == "request_txn" and txn_has_puts(op.request_txn)):
+        if kind in kinds or (kind == "request_txn" and _txn_has(op.request_txn, kinds)):
             return True
     return False
-
-
-def _op_writes(op: pb.RequestOp) -> bool:
-    kind = op.WhichOneof("request")
-    if kind == "request_txn":
-        return is_write_txn(op.request_txn)
-    return kind in ("request_put", "request_delete_range")
 
 
 def compare_holds(view: ReadView, c: pb.Compare) -> bool:

@@ -715,14 +715,7 @@ class RaftMember:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        still_waiting = []
-        for index, future in self._applied_waiters:
-            if index <= last:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                still_waiting.append((index, future))
-        self._applied_waiters = still_waiting
+        self._release_applied_waiters(last)
         self._since_snapshot += len(entries)
         if self._since_snapshot >= self.config.snapshot_count:
             self._snapshot(last)
@@ -997,7 +990,10 @@ class RaftMember:
         )
         # Reads waiting for an index the image covers may go ahead; proposals waiting here
         # are not woken: whether (and how) their entries applied is unknown, they time out.
-        applied = self.store.applied_index
+        self._release_applied_waiters(self.store.applied_index)
+
+    def _release_applied_waiters(self, applied: int) -> None:
+        """Wake the reads waiting for an index up to `applied`."""
         still_waiting = []
         for wanted, future in self._applied_waiters:
             if wanted <= applied:

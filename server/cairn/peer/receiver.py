@@ -95,6 +95,14 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         )
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, reason)
 
+    async def _refuse_unless_reachable(
+        self, hello: peer_pb2.PeerHello, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """A valid hello from a peer the test-only faults have not cut off."""
+        await self._refuse_if_invalid(hello, context)
+        if self._faults is not None and hello.from_id in self._faults.blocked:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "cairn: partitioned (fault injection)")
+
     @_tracked
     async def Stream(
         self,
@@ -168,9 +176,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         self, request: peer_pb2.ProbeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> peer_pb2.ProbeResponse:
         """Answer at once: the caller times the round trip."""
-        await self._refuse_if_invalid(request.hello, context)
-        if self._faults is not None and request.hello.from_id in self._faults.blocked:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "cairn: partitioned (fault injection)")
+        await self._refuse_unless_reachable(request.hello, context)
         return peer_pb2.ProbeResponse(
             cluster_id=self._identity.cluster_id, member_id=self._identity.member_id
         )
@@ -201,9 +207,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         self, request: peer_pb2.ForwardRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> peer_pb2.ForwardResponse:
         """Check the hello, then let the member answer the payload."""
-        await self._refuse_if_invalid(request.hello, context)
-        if self._faults is not None and request.hello.from_id in self._faults.blocked:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "cairn: partitioned (fault injection)")
+        await self._refuse_unless_reachable(request.hello, context)
         if self._on_forward is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, FORWARD_UNIMPLEMENTED)
         assert self._on_forward is not None
@@ -226,10 +230,8 @@ class PeerService(peer_pb2_grpc.PeerServicer):
                 "cairn: a snapshot transfer must start with a hello",
             )
         assert first is not None and self._on_snapshot is not None
-        await self._refuse_if_invalid(first.hello, context)
+        await self._refuse_unless_reachable(first.hello, context)
         sender = first.hello.from_id
-        if self._faults is not None and sender in self._faults.blocked:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "cairn: partitioned (fault injection)")
         metrics = self._metrics
         incoming = IncomingSnapshot(first, request_iterator)
         started = time.monotonic()
