@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ from tests.support.etcdctl import CtlResult, run_etcdctl
 
 pytestmark = [
     pytest.mark.slow,
+    # The module's fixtures boot hosts and run playbooks for minutes at a time.
+    pytest.mark.timeout(2400),
     pytest.mark.skipif(os.geteuid() != 0, reason="nspawn hosts need root"),
     pytest.mark.skipif(
         not all(shutil.which(t) for t in ("systemd-nspawn", "debootstrap", "nft", "etcdctl")),
@@ -77,6 +80,8 @@ class Cluster:
             "  vars:",
             "    ansible_user: root",
             f"    ansible_ssh_private_key_file: {self.fleet.ssh_key}",
+            # This loaded test machine is no production disk: the disk check only warns.
+            "    cairn_server_disk_check_fail: false",
             "    ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
             "  children:",
             "    cairn:",
@@ -157,6 +162,13 @@ def member_names(cluster: Cluster) -> list[str]:
     result = cluster.etcdctl("member", "list", "--write-out=json")
     assert result.returncode == 0, result.stderr
     return sorted(m.get("name", "") for m in json.loads(result.stdout)["members"])
+
+
+def wait_until_healthy(cluster: Cluster, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while cluster.healthy_members() != len(cluster.members):
+        assert time.monotonic() < deadline, "the cluster did not become healthy again"
+        time.sleep(2)
 
 
 # --- replacing a failed member: remove-member.yml, then add-member.yml ---------------------
@@ -369,6 +381,89 @@ def test_rolling_upgrade_refuses_an_unhealthy_cluster(cluster: Cluster, upgrade:
                           log="upgrade-refused.log")  # fmt: skip
     finally:
         cluster.fleet.ssh(member, "systemctl start cairn", check=True)
+        wait_until_healthy(cluster)
     assert run.returncode != 0
     assert "refusing to start a rolling upgrade" in run.output
     assert "TASK [cairn_server : Restart" not in run.output
+
+
+# --- rotate-certs.yml ----------------------------------------------------------------------
+
+
+@dataclass
+class Rotation:
+    run: PlaybookRun
+    second_run: PlaybookRun
+    writer: Writer
+    serials_before: dict[tuple[str, int], str]
+    serials_after: dict[tuple[str, int], str]
+    pids_before: dict[str, str]
+
+
+def served_serial(cluster: Cluster, member: str, port: int) -> str:
+    """The serial number of the certificate a member presents on a port, read on the wire."""
+    if port == 2379:
+        pair = [f"-cert={cluster.pki / 'admin.crt'}", f"-key={cluster.pki / 'admin.key'}"]
+    else:
+        own = cluster.pki / "members" / member
+        pair = [f"-cert={own / 'peer.crt'}", f"-key={own / 'peer.key'}"]
+    address = cluster.fleet.host(member).address
+    hello = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{address}:{port}", *pair],
+        input="", capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    parsed = subprocess.run(
+        ["openssl", "x509", "-noout", "-serial"],
+        input=hello.stdout, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert parsed.returncode == 0, hello.stdout + hello.stderr
+    return parsed.stdout.strip()
+
+
+def served_serials(cluster: Cluster) -> dict[tuple[str, int], str]:
+    return {(m, port): served_serial(cluster, m, port) for m in cluster.members for port in (2379, 2380)}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rotation(cluster: Cluster, upgrade: Upgrade) -> Rotation:
+    before = served_serials(cluster)
+    pids = {member: main_pid(cluster, member) for member in cluster.members}
+    writer = Writer(cluster, "rotation")
+    writer.start()
+    try:
+        run = cluster.run("rotate-certs.yml", "-e", "cairn_pki_rotate_min_age=1",
+                          log="rotate.log")  # fmt: skip
+        time.sleep(1)
+        after = served_serials(cluster)
+    finally:
+        writer.stop()
+    # Certificates issued within the default window (an hour) are left alone.
+    second = cluster.run("rotate-certs.yml", log="rotate-2.log")
+    return Rotation(run, second, writer, before, after, pids)
+
+
+def test_rotate_certs_succeeds(rotation: Rotation) -> None:
+    assert rotation.run.returncode == 0, rotation.run.output[-6000:]
+
+
+def test_every_member_serves_new_certificates_on_both_ports(rotation: Rotation) -> None:
+    assert set(rotation.serials_after) == set(rotation.serials_before)
+    unchanged = [key for key, serial in rotation.serials_after.items()
+                 if serial == rotation.serials_before[key]]  # fmt: skip
+    assert unchanged == []
+
+
+def test_rotate_certs_restarts_no_member(cluster: Cluster, rotation: Rotation) -> None:
+    assert {m: main_pid(cluster, m) for m in cluster.members} == rotation.pids_before
+
+
+def test_no_write_fails_during_the_rotation(cluster: Cluster, rotation: Rotation) -> None:
+    assert rotation.writer.failed == []
+    assert rotation.writer.retried == []
+    assert len(rotation.writer.written) > 10
+    assert keys_under(cluster, "rotation") >= set(rotation.writer.written)
+
+
+def test_a_second_rotation_within_the_window_changes_nothing(rotation: Rotation) -> None:
+    assert rotation.second_run.returncode == 0, rotation.second_run.output[-4000:]
+    assert {c["changed"] for c in rotation.second_run.recap().values()} == {0}
