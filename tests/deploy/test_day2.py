@@ -128,11 +128,11 @@ class Writer(threading.Thread):
         self.written: list[str] = []
         self.retried: list[str] = []
         self.failed: list[tuple[str, str]] = []
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
         number = 0
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             key = f"{self.prefix}/{number:06d}"
             first = self.cluster.etcdctl("put", key, str(number))
             if first.returncode != 0:
@@ -148,7 +148,7 @@ class Writer(threading.Thread):
             time.sleep(0.2)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join(timeout=60)
 
 
