@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from tests.deploy.ansible_run import REPO, PlaybookRun, playbook
 from tests.hosts import fleet as fleets
 from tests.support.etcdctl import CtlResult, run_etcdctl
@@ -81,6 +82,10 @@ def write_inventory(fleet: fleets.Fleet, path: Path) -> None:
         address = fleet.host(member).address
         lines.append(f"        {member}: {{ansible_host: {address}, cairn_zone: {zone}}}")
     lines += [
+        "      vars:",
+        "        # The containers share this machine's disk with everything else running here:",
+        "        # the check runs for real, with room for a busy CI disk.",
+        "        cairn_server_disk_check_max_p99_ms: 200",
         "    monitoring:",
         "      hosts:",
         f"        {MONITORING}: {{ansible_host: {fleet.host(MONITORING).address}}}",
@@ -302,3 +307,27 @@ def test_a_rolling_upgrade_restarts_members_one_at_a_time_and_writes_go_on(
     assert (
         deployment.etcdctl("get", "deployed", "--print-value-only").stdout.strip() == "by-ansible"
     )
+
+
+def serial(certificate: str) -> int:
+    return x509.load_pem_x509_certificate(certificate.encode()).serial_number
+
+
+def test_certificates_within_the_renewal_window_are_reissued_without_a_restart(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    admin_before = serial((deployment.pki / "admin.crt").read_text())
+    served_before = serial(deployment.fleet.ssh("m1", "cat /etc/cairn/pki/server.crt").stdout)
+    started_before = start_times(deployment)
+    # A window longer than the lifetime: every certificate is due.
+    run = playbook(
+        deployment.inventory, "site.yml", "-e cairn_pki_renew_days=400", log=tmp_path / "renew.log"
+    )
+    assert run.returncode == 0, run.output[-6000:]
+    assert serial((deployment.pki / "admin.crt").read_text()) != admin_before
+    assert serial(deployment.fleet.ssh("m1", "cat /etc/cairn/pki/server.crt").stdout) != (
+        served_before
+    )
+    assert start_times(deployment) == started_before  # members reload certificates in place
+    health = deployment.etcdctl("endpoint", "health", "--cluster")
+    assert health.returncode == 0, health.stderr
