@@ -217,6 +217,13 @@ def test_the_client_port_admits_the_monitoring_host_but_not_another_member(
     assert not can_connect(deployment, "m2", m1, 2379)
 
 
+def test_the_metrics_port_admits_only_the_monitoring_host(deployment: Deployment) -> None:
+    m1 = deployment.fleet.host("m1").address
+    assert can_connect(deployment, MONITORING, m1, 2381)
+    assert not connects_from(deployment.fleet.control_address, m1, 2381)
+    assert not can_connect(deployment, "m2", m1, 2381)
+
+
 def test_a_second_run_changes_nothing(deployment: Deployment, tmp_path: Path) -> None:
     run = playbook(deployment.inventory, "site.yml", log=tmp_path / "site-2.log")
     assert run.returncode == 0, run.output[-6000:]
@@ -226,6 +233,30 @@ def test_a_second_run_changes_nothing(deployment: Deployment, tmp_path: Path) ->
     assert changed == dict.fromkeys(recap, 0), run.output[-6000:]
     # and the cluster still serves
     assert deployment.etcdctl("endpoint", "health", "--cluster").returncode == 0
+
+
+def serial(certificate: str) -> int:
+    return x509.load_pem_x509_certificate(certificate.encode()).serial_number
+
+
+def test_certificates_within_the_renewal_window_are_reissued_without_a_restart(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    admin_before = serial((deployment.pki / "admin.crt").read_text())
+    served_before = serial(deployment.fleet.ssh("m1", "cat /etc/cairn/pki/server.crt").stdout)
+    started_before = start_times(deployment)
+    # A window longer than the lifetime: every certificate is due.
+    run = playbook(
+        deployment.inventory, "site.yml", "-e cairn_pki_renew_days=400", log=tmp_path / "renew.log"
+    )
+    assert run.returncode == 0, run.output[-6000:]
+    assert serial((deployment.pki / "admin.crt").read_text()) != admin_before
+    assert serial(deployment.fleet.ssh("m1", "cat /etc/cairn/pki/server.crt").stdout) != (
+        served_before
+    )
+    assert start_times(deployment) == started_before  # members reload certificates in place
+    health = deployment.etcdctl("endpoint", "health", "--cluster")
+    assert health.returncode == 0, health.stderr
 
 
 def upgraded_source(tmp_path: Path, version: str) -> Path:
@@ -307,27 +338,3 @@ def test_a_rolling_upgrade_restarts_members_one_at_a_time_and_writes_go_on(
     assert (
         deployment.etcdctl("get", "deployed", "--print-value-only").stdout.strip() == "by-ansible"
     )
-
-
-def serial(certificate: str) -> int:
-    return x509.load_pem_x509_certificate(certificate.encode()).serial_number
-
-
-def test_certificates_within_the_renewal_window_are_reissued_without_a_restart(
-    deployment: Deployment, tmp_path: Path
-) -> None:
-    admin_before = serial((deployment.pki / "admin.crt").read_text())
-    served_before = serial(deployment.fleet.ssh("m1", "cat /etc/cairn/pki/server.crt").stdout)
-    started_before = start_times(deployment)
-    # A window longer than the lifetime: every certificate is due.
-    run = playbook(
-        deployment.inventory, "site.yml", "-e cairn_pki_renew_days=400", log=tmp_path / "renew.log"
-    )
-    assert run.returncode == 0, run.output[-6000:]
-    assert serial((deployment.pki / "admin.crt").read_text()) != admin_before
-    assert serial(deployment.fleet.ssh("m1", "cat /etc/cairn/pki/server.crt").stdout) != (
-        served_before
-    )
-    assert start_times(deployment) == started_before  # members reload certificates in place
-    health = deployment.etcdctl("endpoint", "health", "--cluster")
-    assert health.returncode == 0, health.stderr
