@@ -167,3 +167,10 @@ class ErrBadLeaderTransferee(EtcdError):
 
 class ErrTimeoutLeaderTransfer(EtcdError):
     code, text = UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long"
+
+
+class ErrSnapshotAborted(EtcdError):
+    """cairn's own: the member's database was replaced (an image from the leader swapped in)
+    while a Maintenance.Snapshot stream read it. Retrying takes a new snapshot."""
+
+    code, text = UNAVAILABLE, "etcdserver: snapshot aborted: the database was replaced; retry"

@@ -47,6 +47,7 @@ from cairn.errors import (
     ErrNoSpace,
     ErrNotLeader,
     ErrRequestTooLarge,
+    ErrSnapshotAborted,
     ErrStopped,
     ErrTimeout,
     ErrTimeoutDueToConnectionLost,
@@ -54,7 +55,7 @@ from cairn.errors import (
     ErrTimeoutLeaderTransfer,
     EtcdError,
 )
-from cairn.member import forwarding, join, snapshot_image, snapshot_meta
+from cairn.member import backup, forwarding, join, snapshot_image, snapshot_meta
 from cairn.member.applier import Applied, Applier
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
@@ -884,6 +885,50 @@ class RaftMember:
             before,
             self.backend.size_on_disk(),
         )
+
+    @contextlib.asynccontextmanager
+    async def backup(self) -> AsyncIterator[backup.BackupSource]:
+        """A backup of this member's state (Maintenance.Snapshot), at one applied index.
+
+        The LevelDB snapshot handle is taken between two applied groups (the Ready loop
+        applies and flushes a group without yielding), so it holds exactly the state at the
+        applied index it records, while writes go on. Counted as an image stream, so a
+        defragmentation waits for it; a member stopping, or swapping in a leader's image,
+        closes the old files under it and the stream fails rather than reading a mix.
+        """
+        if self._stopping:
+            raise ErrStopped()
+        handle = self.backend.db.snapshot()
+        self._images_sending += 1
+        try:
+            try:
+                source = await backup.prepare(
+                    handle,
+                    self.identity.name,
+                    self.identity.member_id,
+                    self.identity.cluster_id,
+                    self.term,
+                )
+                log.info(
+                    "member %x: sending a snapshot at applied index %d, revision %d (%d "
+                    "records, %d bytes)",
+                    self.identity.member_id,
+                    source.meta.applied_index,
+                    source.meta.revision,
+                    source.meta.record_count,
+                    source.content_bytes,
+                )
+                yield source
+            except RuntimeError as closed:
+                if "closed" not in str(closed):  # plyvel's text for a closed database
+                    raise
+                if self._stopping:
+                    raise ErrStopped() from None
+                raise ErrSnapshotAborted() from closed
+        finally:
+            self._images_sending -= 1
+            with contextlib.suppress(RuntimeError):
+                handle.close()
 
     async def wait_compaction(self, rev: int) -> None:
         """Physical compaction: wait until the dropped history is deleted on this member."""
