@@ -48,6 +48,12 @@ def _pki(args: argparse.Namespace) -> int:
     return pki.main(args)
 
 
+def _snapshot(args: argparse.Namespace) -> int:
+    from cairn.cli import snapshot
+
+    return snapshot.main(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from cairn.cli import bench
 
@@ -78,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pki_module.add_arguments(pki)
     pki.set_defaults(func=_pki)
+
+    snapshot = commands.add_parser(
+        "snapshot", help="check a backup file (status) or make a data dir from it (restore)"
+    )
+    from cairn.cli import snapshot as snapshot_module
+
+    snapshot_module.add_arguments(snapshot)
+    snapshot.set_defaults(func=_snapshot)
 
     bench = commands.add_parser(
         "bench", help="measure put/range throughput and latency, and watch delivery (--ops watch)"

@@ -272,6 +272,10 @@ class BackupFile:
 
     def status(self) -> BackupStatus:
         """Digest checked, every record read and hashed: a file that passes is whole."""
+        if not self.has_hash:
+            raise BackupError(
+                f"{self.path} has no SHA-256 at its end: it was cut short by exactly 32 bytes"
+            )
         self.verify_hash()
         crc = google_crc32c.Checksum()
         count = 0
