@@ -91,6 +91,13 @@ FLAGS: list[Flag] = [
     Flag("initial-cluster-token", str, "etcd-cluster", "initial cluster token for bootstrap"),
     Flag("initial-cluster-state", str, "new", "initial cluster state ('new' or 'existing')"),
     Flag(
+        "force-new-cluster",
+        bool,
+        False,
+        "force to create a new one-member cluster from this member's data (quorum loss: the "
+        "other members are removed from its configuration; see docs/disaster-recovery.md)",
+    ),
+    Flag(
         "max-request-bytes", int, DEFAULT_MAX_REQUEST_BYTES, "maximum client request size in bytes"
     ),
     Flag("max-txn-ops", int, DEFAULT_MAX_TXN_OPS, "maximum number of operations in a txn"),
@@ -371,6 +378,7 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         max_txn_ops=int(_get(values, "max-txn-ops")),  # type: ignore[call-overload]
         snapshot_count=int(_get(values, "snapshot-count")),  # type: ignore[call-overload]
         quota_backend_bytes=int(_get(values, "quota-backend-bytes")),  # type: ignore[call-overload]
+        force_new_cluster=bool(_get(values, "force-new-cluster")),
     )
     return ServeConfig(
         member=member,
