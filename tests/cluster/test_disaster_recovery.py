@@ -62,6 +62,7 @@ def test_a_lost_member_is_removed_wiped_added_back_and_catches_up(tmp_path: Path
         write_dataset(cluster.endpoints())
         lost = cluster.members["m3"]
         lost.kill()
+        cluster.wait_for_leader()  # the lost member may have led: `endpoint status` first
         survivors = cluster.endpoints()
         lost_id = next(format(m["ID"], "x") for m in member_list(survivors) if m["name"] == "m3")
 
@@ -134,6 +135,8 @@ def test_a_backup_restored_on_every_host_of_a_new_cluster_serves_the_same_state(
     tmp_path: Path,
 ) -> None:
     backup = tmp_path / "backup.db"
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
     with ProcessCluster(tmp_path / "old") as old:
         write_dataset(old.endpoints())
         leader = old.wait_for_leader()
