@@ -193,7 +193,9 @@ def _go_bytes(digest: bytes) -> str:
 
 
 class BackupFile:
-    """An opened backup file: header parsed, length checked; `verify` checks the digest."""
+    """An opened backup file. What can be told from its length is checked on opening (a file
+    cut short); `verify_hash` checks the digest before anything else in the file is trusted,
+    so a damaged header reads as the damage it is (a digest mismatch), as with etcd."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -213,40 +215,61 @@ class BackupFile:
                 )
             if version != FORMAT_VERSION:
                 raise BackupError(f"{path}: unknown cairn snapshot format version {version}")
+            self._meta: BackupMeta | None = None
+            self._meta_error: BackupError | None = None
             if meta_len > _MAX_METADATA_BYTES or _HEADER.size + meta_len > self.size:
-                raise BackupError(f"{path}: snapshot metadata length {meta_len} is corrupt")
-            self.meta = BackupMeta.decode(f.read(meta_len))
+                self._meta_error = BackupError(f"{path}: snapshot metadata length is corrupt")
+            else:
+                try:
+                    self._meta = BackupMeta.decode(f.read(meta_len))
+                except BackupError as error:
+                    self._meta_error = error
         self.image_offset = _HEADER.size + meta_len
-        self.content_bytes = padded(self.image_offset + self.meta.image_bytes)
-        self.has_hash = self.size == self.content_bytes + SHA256_BYTES
-        if not self.has_hash and self.size != self.content_bytes:
-            raise BackupError(
-                f"{path} is {self.size} bytes, but its header describes "
-                f"{self.content_bytes + SHA256_BYTES} (content and SHA-256): the file is "
-                f"{'truncated' if self.size < self.content_bytes else 'damaged'}"
-            )
+        self.content_bytes = self.size - SHA256_BYTES
+        self.has_hash = True
+        if self._meta is not None:
+            described = padded(self.image_offset + self._meta.image_bytes)
+            if self.size < described:
+                raise BackupError(
+                    f"{path} is {self.size} bytes, but its header describes "
+                    f"{described + SHA256_BYTES} (content and SHA-256): the file is truncated"
+                )
+            self.content_bytes = described
+            self.has_hash = self.size == described + SHA256_BYTES
+
+    @property
+    def meta(self) -> BackupMeta:
+        """The metadata; raises when it is unreadable (a damaged header)."""
+        if self._meta is None:
+            assert self._meta_error is not None
+            raise self._meta_error
+        return self._meta
 
     def verify_hash(self, skip: bool = False) -> None:
-        """Check the trailing SHA-256 (etcd's messages when it is missing or wrong)."""
-        if not self.has_hash:
-            if skip:
-                return
-            raise BackupError("snapshot missing hash but --skip-hash-check=false")
-        if skip:
+        """Check the trailing SHA-256 (etcd's messages when it is missing or wrong), then
+        that the rest of the file is what its header describes."""
+        if self._meta is not None and self.size == self.content_bytes:
+            if not skip:
+                raise BackupError("snapshot missing hash but --skip-hash-check=false")
             return
-        digest = hashlib.sha256()
-        with open(self.path, "rb") as f:
-            left = self.content_bytes
-            while left:
-                block = f.read(min(_READ_BYTES, left))
-                if not block:
-                    raise BackupError(f"{self.path} ended early")
-                digest.update(block)
-                left -= len(block)
-            stored = f.read(SHA256_BYTES)
-        got = digest.digest()
-        if stored != got:
-            raise BackupError(f"expected sha256 {_go_bytes(stored)}, got {_go_bytes(got)}")
+        if not skip:
+            digest = hashlib.sha256()
+            with open(self.path, "rb") as f:
+                left = self.size - SHA256_BYTES
+                while left:
+                    block = f.read(min(_READ_BYTES, left))
+                    digest.update(block)
+                    left -= len(block)
+                stored = f.read(SHA256_BYTES)
+            got = digest.digest()
+            if stored != got:
+                raise BackupError(f"expected sha256 {_go_bytes(stored)}, got {_go_bytes(got)}")
+        if not self.has_hash:
+            raise BackupError(
+                f"{self.path} is {self.size} bytes, {self.size - self.content_bytes} more than "
+                "its header describes: it is not one whole cairn snapshot"
+            )
+        _ = self.meta
 
     def records(self) -> Iterator[tuple[bytes, bytes]]:
         """Every record of the image; raises BackupError at the end if its CRC or count is

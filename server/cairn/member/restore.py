@@ -75,16 +75,25 @@ def check_configuration(config: RestoreConfig) -> None:
     own = config.initial_cluster.get(config.name)
     if own is None:
         raise RestoreError(
-            f"couldn't find local name {config.name!r} in the initial cluster configuration"
+            f"couldn't find local name \"{config.name}\" in the initial cluster configuration"
         )
     advertised = sorted(config.initial_advertise_peer_urls)
     if sorted(own) != advertised:
-        listed = ",".join(f"{config.name}={u}" for u in own)
+        listed = ",".join(f"{config.name}={u}" for u in sorted(own))
         flag = ",".join(config.initial_advertise_peer_urls)
+        if len(own) == len(advertised):
+            why = f'resolved urls: "{",".join(advertised)}" != "{",".join(sorted(own))}"'
+        else:
+            why = f"len({_go_strings(advertised)}) != len({_go_strings(sorted(own))})"
         raise RestoreError(
             f"--initial-cluster has {listed} but missing from "
-            f"--initial-advertise-peer-urls={flag} ({advertised} != {sorted(own)})"
+            f"--initial-advertise-peer-urls={flag} ({why})"
         )
+
+
+def _go_strings(values: list[str]) -> str:
+    """Go's %q of a []string, as etcd prints one in this message."""
+    return "[" + " ".join(f'"{v}"' for v in values) + "]"
 
 
 def check_data_dir(data_dir: str) -> None:
