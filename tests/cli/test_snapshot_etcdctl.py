@@ -15,14 +15,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 
+import grpc
 import pytest
 from tests.support.etcdctl import etcdctl_path, run_etcdctl
 from tests.support.servers import ServerProcess, etcd_path, start_server
 
 from cairn.cli.snapshot import render_status
 from cairn.member.backup import BackupFile, BackupStatus
+from cairn.proto import rpc_pb2 as pb
+from cairn.proto import rpc_pb2_grpc
 
 pytestmark = [
     pytest.mark.slow,
@@ -233,3 +237,34 @@ def test_status_refuses_a_damaged_snapshot(saved: dict[str, Saved], tmp_path: Pa
     shown = _cairn("snapshot", "status", str(cut))
     assert (shown.returncode, shown.stdout) == (1, "")
     assert "truncated" in shown.stderr
+
+
+def _snapshot_messages(server: ServerProcess) -> list[pb.SnapshotResponse]:
+    with grpc.insecure_channel(f"127.0.0.1:{server.client_port}") as channel:
+        stub = rpc_pb2_grpc.MaintenanceStub(channel)
+        return list(stub.Snapshot(pb.SnapshotRequest(), timeout=30))
+
+
+def _framing(messages: list[pb.SnapshotResponse]) -> dict[str, object]:
+    """What a client can rely on, independent of the content: no headers, 32 KiB blobs
+    counting down to 0, then the SHA-256 of everything before it, with remaining 0."""
+    content = b"".join(m.blob for m in messages[:-1])
+    sent = 0
+    countdown = []
+    for m in messages[:-1]:
+        sent += len(m.blob)
+        countdown.append(m.remaining_bytes == len(content) - sent)
+    return {
+        "headers": [m.HasField("header") for m in messages],
+        "full_blobs": all(len(m.blob) == 32 * 1024 for m in messages[:-2]),
+        "countdown": all(countdown),
+        "last": (messages[-1].remaining_bytes, messages[-1].blob == sha256(content).digest()),
+        "pages": (len(content) % 512, len(messages[-1].blob)),
+    }
+
+
+def test_the_snapshot_stream_is_framed_as_etcds(saved: dict[str, Saved]) -> None:
+    etcd = _framing(_snapshot_messages(saved["etcd"].server))
+    cairn = _framing(_snapshot_messages(saved["cairn"].server))
+    assert cairn == etcd
+    assert etcd["last"] == (0, True)
