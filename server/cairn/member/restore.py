@@ -75,7 +75,7 @@ def check_configuration(config: RestoreConfig) -> None:
     own = config.initial_cluster.get(config.name)
     if own is None:
         raise RestoreError(
-            f"couldn't find local name \"{config.name}\" in the initial cluster configuration"
+            f'couldn\'t find local name "{config.name}" in the initial cluster configuration'
         )
     advertised = sorted(config.initial_advertise_peer_urls)
     if sorted(own) != advertised:
