@@ -166,3 +166,16 @@ def test_corruption_check_flags() -> None:
 def test_bad_auto_compaction_mode_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match='unknown auto-compaction-mode "sometimes"'):
         parse(["--auto-compaction-mode=sometimes"], environ={})
+
+
+def test_config_file_takes_etcds_yaml_for_the_operator_flags(tmp_path: Path) -> None:
+    path = tmp_path / "etcd.yml"
+    path.write_text(
+        "auto-compaction-mode: revision\n"
+        "auto-compaction-retention: '500'\n"
+        "experimental-initial-corrupt-check: true\n"
+        "experimental-corrupt-check-time: 7200000000000\n"
+    )
+    config = parse(["--config-file", str(path)], environ={})
+    assert config.auto_compaction.revisions == 500
+    assert (config.initial_corrupt_check, config.corrupt_check_interval_s) == (True, 7200.0)

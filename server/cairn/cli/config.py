@@ -306,7 +306,15 @@ def _convert(flag: Flag, raw: object, where: str) -> object:
             return int(str(raw))
         except ValueError:
             raise ConfigError(f"invalid value {raw!r} for {where}: want an integer") from None
+    if flag.name in _GO_DURATION_FLAGS and isinstance(raw, int) and not isinstance(raw, bool):
+        return f"{raw}ns"  # etcd's YAML holds a Go duration as its nanoseconds
     return str(raw)
+
+
+# Duration flags read with Go's duration syntax (a bare number is an error on the command line).
+_GO_DURATION_FLAGS = frozenset(
+    ("experimental-corrupt-check-time", "experimental-test-revision-compaction-interval")
+)
 
 
 def _read_config_file(path: str) -> dict[str, object]:

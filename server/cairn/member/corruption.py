@@ -88,11 +88,16 @@ def answer_hash_kv(
     return ForwardedAnswer(hash_kv=response)
 
 
-async def _ask(transport: Transport, peer: int, revision: int, timeout: float) -> PeerHash:
-    """One peer's hash at `revision`, waiting up to `timeout` for its connection."""
+async def _ask(
+    transport: Transport, peer: int, revision: int, timeout: float, connect: bool
+) -> PeerHash:
+    """One peer's hash at `revision`; with `connect`, first wait up to `timeout` for the
+    peer's connection (a member that just started has none yet)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while transport.peer_state(peer) is not PeerState.ACTIVE and loop.time() < deadline:
+    while connect and transport.peer_state(peer) is not PeerState.ACTIVE:
+        if loop.time() >= deadline:
+            break
         await asyncio.sleep(CONNECT_POLL_S)
     request = Forwarded(hash_kv=pb.HashKVRequest(revision=revision))
     try:
@@ -105,10 +110,12 @@ async def _ask(transport: Transport, peer: int, revision: int, timeout: float) -
     return PeerHash(peer, response=answer.hash_kv)
 
 
-async def peer_hashes(transport: Transport, revision: int, timeout: float) -> list[PeerHash]:
+async def peer_hashes(
+    transport: Transport, revision: int, timeout: float, *, connect: bool = False
+) -> list[PeerHash]:
     """Every peer's hash at `revision`, asked concurrently."""
-    peers = sorted(transport.peer_ids)
-    return list(await asyncio.gather(*(_ask(transport, p, revision, timeout) for p in peers)))
+    asked = (_ask(transport, p, revision, timeout, connect) for p in transport.peer_ids)
+    return list(await asyncio.gather(*asked))
 
 
 def _skipped_reason(peer: PeerHash) -> str:
@@ -130,7 +137,7 @@ async def initial_check(member: RaftMember) -> None:
     log.info("%x: starting the initial corruption check (timeout %.1fs)", own, timeout)
     mine = local_hash(member.store)
     mismatches = 0
-    for peer in await peer_hashes(member.transport, mine.revision, timeout):
+    for peer in await peer_hashes(member.transport, mine.revision, timeout, connect=True):
         response = peer.response
         if response is None:
             log.warning(
@@ -177,9 +184,9 @@ def judge(leader: int, first: LocalHash, second: LocalHash, peers: list[PeerHash
     the leader's revision under the same compact revision.
 
     etcd 3.4 names the first differing peer even when the leader is the odd one out (it
-    compares everyone with the leader only). cairn names the leader when the peers that
-    differ from it agree with each other and, with the leader's absence counted, make a
-    majority of the cluster: the leader's data is then the minority's.
+    compares everyone with the leader only). cairn names the leader when every peer judged
+    differs by hash, they all agree with each other, and they alone are a majority of the
+    cluster (leader included in the count): the leader's data is then the minority's.
     """
     if second.hash != first.hash and (second.revision, second.compact_revision) == (
         first.revision,
