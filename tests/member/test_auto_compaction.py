@@ -10,10 +10,10 @@ import asyncio
 import pytest
 
 from cairn.errors import ErrCompacted, ErrNoLeader
+from cairn.go_duration import format_go_duration
 from cairn.member.auto_compaction import (
     AutoCompactionError,
     Host,
-    format_go_duration,
     parse,
     run_periodic,
     run_revision,

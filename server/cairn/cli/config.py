@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from cairn.go_duration import GoDurationError, parse_go_duration
 from cairn.member import auto_compaction
 from cairn.member.auto_compaction import AutoCompaction
 from cairn.member.config import (
@@ -453,8 +454,8 @@ def _go_duration_flag(values: Mapping[str, object], name: str) -> float:
     """A duration flag etcd parses with Go's flag package (its error text), in seconds."""
     raw = str(_get(values, name))
     try:
-        nanos = auto_compaction.parse_go_duration(raw)
-    except auto_compaction.AutoCompactionError:
+        nanos = parse_go_duration(raw)
+    except GoDurationError:
         raise ConfigError(f'invalid value "{raw}" for flag -{name}: parse error') from None
     return max(0, nanos) / 1e9
 

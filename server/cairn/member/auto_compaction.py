@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cairn.errors import ErrCompacted, EtcdError
+from cairn.go_duration import GoDurationError, format_go_duration, parse_go_duration
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
 
@@ -46,73 +47,6 @@ HOUR_S = 3600.0
 
 class AutoCompactionError(ValueError):
     """A bad --auto-compaction-mode or --auto-compaction-retention (etcd's messages)."""
-
-
-_GO_UNITS_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "μs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
-_GO_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]*)")
-
-
-def parse_go_duration(raw: str) -> int:
-    """Go's time.ParseDuration, in nanoseconds, with its error texts (etcd prints them)."""
-    text = raw
-    sign = 1
-    if text[:1] in ("-", "+"):
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    if text == "0":
-        return 0
-    if not text:
-        raise AutoCompactionError(f'time: invalid duration "{raw}"')
-    total = 0
-    while text:
-        match = _GO_PART.match(text)
-        assert match is not None  # every group is optional
-        whole, fraction, unit = match.group(1), match.group(2), match.group(3)
-        if not whole and not fraction:
-            raise AutoCompactionError(f'time: invalid duration "{raw}"')
-        if not unit:
-            raise AutoCompactionError(f'time: missing unit in duration "{raw}"')
-        if unit not in _GO_UNITS_NS:
-            # The unit runs up to the next digit or dot, as in Go.
-            raise AutoCompactionError(f'time: unknown unit "{unit}" in duration "{raw}"')
-        scale = _GO_UNITS_NS[unit]
-        total += int(whole or 0) * scale
-        if fraction:
-            total += int(fraction) * scale // 10 ** len(fraction)
-        text = text[match.end() :]
-    return sign * total
-
-
-def format_go_duration(seconds: float) -> str:
-    """A duration as Go prints it ("2s", "30m0s", "1h0m0s", "1.5s", "500ms")."""
-    nanos = round(seconds * 1e9)
-    if nanos == 0:
-        return "0s"
-    if nanos < 1_000_000_000:
-        for unit, scale in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if nanos >= scale:
-                return f"{_trim(nanos / scale)}{unit}"
-    hours, rest = divmod(nanos, 3_600_000_000_000)
-    minutes, rest = divmod(rest, 60_000_000_000)
-    secs = _trim(rest / 1e9)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
-
-
-def _trim(value: float) -> str:
-    return f"{value:.9f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -155,7 +89,7 @@ def parse(
         return AutoCompaction(PERIODIC, period_s=count * HOUR_S)
     try:
         nanos = parse_go_duration(text)
-    except AutoCompactionError as error:
+    except GoDurationError as error:
         raise AutoCompactionError(f"error parsing CompactionRetention: {error}") from None
     if nanos < 0:
         raise AutoCompactionError(
