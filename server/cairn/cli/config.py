@@ -39,6 +39,14 @@ DEFAULT_INITIAL_CLUSTER = f"{DEFAULT_NAME}={DEFAULT_PEER_URL}"
 class ConfigError(Exception):
     """A configuration an operator must fix; the message says what and where."""
 
+    exit_code = 2  # a flag that does not parse (etcd's flag package exits 2 as well)
+
+
+class ConfigCheckError(ConfigError):
+    """Flags that parse but do not make sense together or as values (etcd exits 1)."""
+
+    exit_code = 1
+
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -468,7 +476,7 @@ def _auto_compaction(values: Mapping[str, object]) -> AutoCompaction:
             _go_duration_flag(values, "experimental-test-revision-compaction-interval"),
         )
     except auto_compaction.AutoCompactionError as error:
-        raise ConfigError(str(error)) from None
+        raise ConfigCheckError(str(error)) from None
 
 
 def _tls_files(values: Mapping[str, object], prefix: str) -> TLSFiles:
