@@ -259,3 +259,5 @@ async def run_periodic(member: RaftMember, interval_s: float) -> None:
             await periodic_check_once(member)
         except (EtcdError, PeerUnavailable) as error:
             log.warning("corruption check failed: %s", error)
+        except Exception:  # one failed check must not end the checking
+            log.exception("corruption check failed")
