@@ -181,3 +181,25 @@ def test_healthy_cluster_under_writes_never_raises_corrupt(tmp_path: Path) -> No
         assert compared.count("2") >= 5, compared
         assert corrupt_alarms(leader.client_endpoint) == []
         assert "differs; raising the CORRUPT alarm" not in leader_log
+
+
+def test_a_corrupt_leader_names_itself_when_both_followers_agree_against_it(
+    tmp_path: Path,
+) -> None:
+    """etcd 3.4 would name a follower here; cairn's majority rule names the leader."""
+    with cluster_with(tmp_path) as cluster:
+        leader, victim = follower_of(cluster)
+        ctl(leader.client_endpoint, "put", "k", "v")
+        until(lambda: caught_up(victim, "k", "v"), "the follower never caught up")
+        victim.stop()
+        tamper(victim, b"k", b"tampered")
+        # Only the victim checks, so the alarm can only come from its own check as leader.
+        victim.argv.append(CHECK_EVERY)
+        victim.start()
+        until(lambda: caught_up(victim, "k", "tampered"), "the victim never served again")
+        ctl(leader.client_endpoint, "move-leader", victim.member_id or "")
+        until(
+            lambda: corrupt_alarms(leader.client_endpoint) != [],
+            "the periodic check never raised CORRUPT",
+        )
+        assert corrupt_alarms(leader.client_endpoint) == [str(int(victim.member_id or "", 16))]
