@@ -33,7 +33,7 @@ import contextlib
 import logging
 import random
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field, replace
 
 import grpc
@@ -57,6 +57,7 @@ from cairn.errors import (
 )
 from cairn.member import (
     backup,
+    corruption,
     force_new_cluster,
     forwarding,
     join,
@@ -546,6 +547,11 @@ class RaftMember:
             self._forcing_new_cluster = False
             self.node.campaign()
 
+    def spawn(self, work: Coroutine[object, object, None], name: str) -> None:
+        """Run `work` (an operator task: auto-compaction, corruption checks) for as long as
+        the member runs; stop() cancels it with the member's own tasks."""
+        self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
+
     def publish(self, client_urls: list[str]) -> None:
         """Announce name and client URLs through Raft until applied; stop() ends the retries."""
         publishing = publish_until_applied(
@@ -866,7 +872,12 @@ class RaftMember:
         """The peer transport's `on_forward`: answer what a follower forwarded to us."""
         request = Forwarded.FromString(payload)
         try:
-            if request.WhichOneof("request") == "member_promote":
+            if request.WhichOneof("request") == "hash_kv":
+                # Any member answers for itself: the leader's corruption check asks everyone.
+                header = pb.ResponseHeader()
+                self.fill_header(header)
+                answer = corruption.answer_hash_kv(self.store, request.hash_kv, header)
+            elif request.WhichOneof("request") == "member_promote":
                 if not self.is_leader:
                     raise ErrNotLeader()
                 await self.promote_learner(request.member_promote.ID)
