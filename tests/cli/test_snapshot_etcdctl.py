@@ -268,3 +268,16 @@ def test_the_snapshot_stream_is_framed_as_etcds(saved: dict[str, Saved]) -> None
     cairn = _framing(_snapshot_messages(saved["cairn"].server))
     assert cairn == etcd
     assert etcd["last"] == (0, True)
+
+
+def test_restore_refuses_a_truncated_snapshot_and_leaves_no_data_dir(
+    saved: dict[str, Saved], tmp_path: Path
+) -> None:
+    whole = saved["cairn"].path.read_bytes()
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(whole[: len(whole) // 2])
+    ran = _cairn("snapshot", "restore", str(cut), *_restore_flags(tmp_path, "cairn"))
+    assert (ran.returncode, ran.stdout) == (1, "")
+    assert ran.stderr.splitlines()[-1].startswith("Error: ")
+    assert "truncated" in ran.stderr
+    assert not (tmp_path / "cairn").exists()
