@@ -29,6 +29,7 @@ class MemberConfig:
     snapshot_count: int = DEFAULT_SNAPSHOT_COUNT  # --snapshot-count
     quota_backend_bytes: int = 0  # --quota-backend-bytes (0: the 2 GiB default)
     wal_segment_bytes: int = 64 * 1024 * 1024
+    encryption_key_file: str = ""  # --encryption-key-file (cairn's own; "" seals nothing)
 
     @property
     def member_dir(self) -> str:
