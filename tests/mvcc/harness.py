@@ -19,8 +19,8 @@ from cairn.member.applier import Applied, Applier, is_write_txn
 from cairn.mvcc.backend import HISTORY, Backend
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore
-from cairn.sealing import Keyring
 from cairn.proto import rpc_pb2 as pb
+from cairn.sealing import Keyring
 
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.sealing.keys import keyring, secret
 
 from cairn.sealing import Keyring, TamperedRecordError, UnknownKeyError, is_sealed, key_id_of
-from tests.sealing.keys import keyring, secret
 
 
 def test_a_sealed_record_opens_to_its_plaintext_with_the_same_context() -> None:
@@ -59,7 +59,7 @@ def test_a_different_secret_under_the_same_id_is_refused() -> None:
 
 def test_a_record_sealed_with_a_key_not_in_the_keyring_names_that_key() -> None:
     sealed = keyring("old", "old").seal(b"the value", b"ctx")
-    with pytest.raises(UnknownKeyError, match="'old'.*keys there: 'new'") as raised:
+    with pytest.raises(UnknownKeyError, match=r"'old'.*keys there: 'new'") as raised:
         keyring("new", "new").open(sealed, b"ctx")
     assert raised.value.key_id == "old"
 

@@ -6,9 +6,9 @@ import base64
 from pathlib import Path
 
 import pytest
+from tests.sealing.keys import secret, write_key_file
 
 from cairn.sealing import KeyFileError, load_key_file
-from tests.sealing.keys import secret, write_key_file
 
 
 def test_a_key_file_gives_every_key_and_the_active_one(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_a_malformed_key_file_is_refused_with_what_to_fix(
 
 
 def test_a_missing_key_file_is_refused_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(KeyFileError, match="keys.yaml: No such file"):
+    with pytest.raises(KeyFileError, match=r"keys\.yaml: No such file"):
         load_key_file(str(tmp_path / "keys.yaml"))
 
 
