@@ -10,8 +10,9 @@ keeps that keyring in step with the file while the member serves:
 - **Re-encryption**: whenever the active key is not the only key the data dir may hold (a
   rotation, encryption turned on for a plaintext data dir, or turned off with `active:
   plaintext`), a pass re-seals LevelDB's history records in bounded batches that yield to
-  the event loop, then makes a fresh Raft snapshot, so the snapshot image is re-read from
-  the re-sealed records and the WAL releases the segments with entries sealed by older keys.
+  the event loop, then defragments (LevelDB would keep the overwritten copies in its table
+  files), then makes a fresh Raft snapshot, so the snapshot image is re-read from the
+  re-sealed records and the WAL releases the segments with entries sealed by older keys.
   After that the older keys are no longer needed: the pass logs so and the file may drop
   them. A restart simply runs the pass again (records already under the active key are
   read, not rewritten).
@@ -55,6 +56,8 @@ class EncryptionHost(Protocol):
     def rekey_wal(self, switch: Callable[[], None]) -> None: ...
 
     def refresh_after_reencryption(self) -> None: ...
+
+    async def defragment(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,17 @@ class Encryption:
                 )
             await asyncio.sleep(PAUSE_S)
         self._host.backend.sync_barrier()  # re-sealed records durable before old keys go
+        if total:
+            # LevelDB keeps the overwritten copies (in clear or under the older key) in its
+            # table files until it happens to compact them, possibly never: a copy of the
+            # live records into a fresh database (Defragment) leaves none behind.
+            log.info(
+                "re-encryption to key %s: %d records re-sealed; defragmenting to drop the "
+                "stale copies LevelDB keeps",
+                _label(active),
+                total,
+            )
+            await self._host.defragment()
         self._pending = Counter()
         while True:
             self._check_restart()
