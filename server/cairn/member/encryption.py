@@ -185,6 +185,10 @@ class Encryption:
         if not pending and not other_wal and self._in_use <= {None, active}:
             self._complete = True
             return
+        if other_wal:
+            # The live segment may hold entries of another key: start a new one, so the
+            # snapshot at the end of the pass can release every segment before it.
+            self._host.rekey_wal(lambda: None)
         total = sum(pending.values())
         log.info(
             "re-encryption to key %s: %d history records to re-seal (%s)",
