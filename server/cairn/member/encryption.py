@@ -233,15 +233,15 @@ class Encryption:
             if not self._host.wal_key_ids() - {active}:
                 break
             await asyncio.sleep(WAL_CHECK_S)
-        released = sorted(_label(k) for k in self._in_use - {active})
+        released = sorted(k for k in self._in_use - {active} if k is not None)
         self._in_use = {active}
         self._complete = True
         log.info(
             "re-encryption to key %s complete: %d records re-sealed; no record or WAL entry "
-            "on disk needs %s any more",
+            "on disk needs any other key (%s may leave the key file)",
             _label(active),
             self._resealed,
-            ", ".join(released) or "another key",
+            ", ".join(released) or "none",
         )
 
 
