@@ -136,6 +136,7 @@ class Encryption:
             self.keyring.replace(loaded)
         self._in_use.add(loaded.active)
         self._complete = False
+        self._pending = None  # counted again by the next pass
         self._restart.set()
         log.info(
             "%s: encryption keys reloaded from %s: active key %s (was %s), keys %s",

@@ -97,8 +97,12 @@ class Backend:
         with self.db.write_batch(sync=sync) as batch:
             for key in deletes:
                 batch.delete(key)
-            for key, value in puts.items():
-                batch.put(key, self.seal_value(key, value))
+            if self.keyring.active is None:
+                for key, value in puts.items():
+                    batch.put(key, value)
+            else:
+                for key, value in puts.items():
+                    batch.put(key, self.seal_value(key, value))
 
     def sync_barrier(self) -> None:
         """Make every earlier unsynced write durable (a synced write flushes LevelDB's log)."""
