@@ -43,6 +43,7 @@ PAUSE_S = 0.005  # between two steps: the pass takes a bounded share of the loop
 POLL_S = 1.0  # how often the key file's stat is compared
 WAL_CHECK_S = 0.5  # how often the pass re-checks the WAL segments after its snapshot
 PROGRESS_LOG_S = 5.0
+RETRY_S = 5.0  # after a pass failed (say, the member swapped its database under it)
 
 
 class EncryptionHost(Protocol):
@@ -161,8 +162,17 @@ class Encryption:
         """Run a pass at start and again after every reload that changed the keys."""
         while True:
             self._restart.clear()
-            with contextlib.suppress(_Restarted):
+            try:
                 await self._pass()
+            except _Restarted:
+                continue
+            except Exception:
+                # The pass must not die silently (old keys would look needed forever, which
+                # is safe but never ends): say why and try again.
+                log.exception("re-encryption pass failed; retrying in %.0f s", RETRY_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._restart.wait(), RETRY_S)
+                continue
             await self._restart.wait()
 
     def _check_restart(self) -> None:
