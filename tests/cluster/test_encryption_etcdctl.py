@@ -260,16 +260,19 @@ def test_a_key_still_needed_is_kept_and_a_start_without_it_is_refused(tmp_path: 
         assert read_prefix(m1.client_endpoint, "k/") == values
 
 
-def test_one_encrypted_member_agrees_on_hashkv_and_catches_up_by_snapshot_both_ways(
+def test_members_with_different_keys_or_none_agree_on_hashkv_and_catch_up_by_snapshot(
     tmp_path: Path,
 ) -> None:
     key_file = write_key_file(tmp_path / "keys.yaml", "k1", {"k1": secret()})
+    other_key_file = write_key_file(tmp_path / "other.yaml", "m3-key", {"m3-key": secret()})
     cluster = ProcessCluster(tmp_path)
     for member in cluster.members.values():
         member.argv.extend(["--snapshot-count=30", "--experimental-snapshot-catchup-entries=5"])
     sealed = cluster.members["m1"]
     sealed.argv.append(f"--encryption-key-file={key_file}")
     plain = cluster.members["m2"]
+    # A third member with a key of its own: members need not share keys.
+    cluster.members["m3"].argv.append(f"--encryption-key-file={other_key_file}")
     with cluster:
         endpoints = cluster.endpoints()
         first = distinctive_values("a", 40)
@@ -309,5 +312,7 @@ def test_one_encrypted_member_agrees_on_hashkv_and_catches_up_by_snapshot_both_w
         rev = revision_of(cluster.endpoints())
         assert len(hashkv_everywhere(cluster.endpoints(), rev, 3)) == 1
     assert found_in_data_dir(tmp_path / "m1", list(everything.values())) == {}
+    assert found_in_data_dir(tmp_path / "m3", list(everything.values())) == {}
+    assert stored_key_ids(tmp_path / "m3" / "member" / "db") == {"m3-key"}
     # The plain members keep values in clear (what the encrypted one must not): the grep works.
     assert found_in_data_dir(tmp_path / "m2", list(third.values()))
