@@ -149,6 +149,17 @@ class Encryption:
         )
         return True
 
+    def data_replaced(self) -> None:
+        """The member swapped in a received image: check it from the start.
+
+        Its records were sealed while it arrived, perhaps partly under a key that was active
+        before a rotation, so every key in the file counts as in use until a pass says not.
+        """
+        self._in_use |= self.keyring.key_ids
+        self._complete = False
+        self._pending = None
+        self._restart.set()
+
     async def watch_file(self) -> None:
         """Reload when the key file's inode, size or modification time changes."""
         while True:

@@ -1042,6 +1042,8 @@ class RaftMember:
             self.store, cfg.initial_cluster, cfg.initial_cluster_token, seed=False
         )
         self.images_installed += 1
+        if self.encryption is not None:
+            self.encryption.data_replaced()
         for member in self.membership.members():
             peer_id = member.ID
             known = peer_id == self.identity.member_id or peer_id in self.transport.peer_ids

@@ -130,6 +130,8 @@ class WAL:
         # Per segment (same order as _segments): the key ids its entries were sealed with,
         # None for entries stored in clear.
         self._segment_keys = segment_keys or [set() for _ in segments]
+        # Guards _segment_keys alone, so key_ids_in_use() never waits for an fdatasync.
+        self._keys_mutex = threading.Lock()
         self._cut_pending = False  # rekey(): the next append starts a new segment
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -278,7 +280,7 @@ class WAL:
 
     def key_ids_in_use(self) -> set[str | None]:
         """The key ids the entries in the segments on disk are sealed with (None: in clear)."""
-        with self._mutex:
+        with self._keys_mutex:
             return set().union(*self._segment_keys)
 
     def rekey(self, switch: Callable[[], None]) -> None:
@@ -335,7 +337,8 @@ class WAL:
                 parts.append(frame(encode(hard_state)))
             self._append(b"".join(parts), sync=sync)
             if entries:
-                self._segment_keys[-1].add(key_id)
+                with self._keys_mutex:
+                    self._segment_keys[-1].add(key_id)
             if entries:
                 self._last_index = entries[-1].index
             if hard_state is not None:
@@ -379,7 +382,8 @@ class WAL:
                 for _ in range(count):
                     os.remove(self._segments[0].path)
                     del self._segments[0]
-                    del self._segment_keys[0]
+                    with self._keys_mutex:
+                        del self._segment_keys[0]
                 if count:
                     fsync_dir(self._dir)
             except OSError as exc:
@@ -444,7 +448,8 @@ class WAL:
         os.close(self._fd)
         self._fd = fd
         self._segments.append(SegmentFile(path, seq, first_index))
-        self._segment_keys.append(set())
+        with self._keys_mutex:
+            self._segment_keys.append(set())
         self._size = path.stat().st_size
         self._cut_pending = False
 
