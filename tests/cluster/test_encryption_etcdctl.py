@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -316,3 +318,44 @@ def test_members_with_different_keys_or_none_agree_on_hashkv_and_catch_up_by_sna
     assert stored_key_ids(tmp_path / "m3" / "member" / "db") == {"m3-key"}
     # The plain members keep values in clear (what the encrypted one must not): the grep works.
     assert found_in_data_dir(tmp_path / "m2", list(third.values()))
+
+
+def _restore_into(cluster: ProcessCluster, name: str, backup: Path) -> None:
+    """`cairn snapshot restore` with the flags `cluster`'s member `name` will start with."""
+    member = cluster.members[name]
+    flags = [a for a in member.argv if a.startswith(("--name=", "--data-dir=", "--initial-c"))]
+    peer = next(a.split("=", 1)[1] for a in member.argv if a.startswith("--listen-peer-urls="))
+    flags.append(f"--initial-advertise-peer-urls={peer}")
+    ran = subprocess.run(
+        [sys.executable, "-m", "cairn", "snapshot", "restore", str(backup), *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_a_backup_of_an_encrypted_member_stays_sealed_and_restores_with_its_key(
+    tmp_path: Path,
+) -> None:
+    key_file = write_key_file(tmp_path / "keys.yaml", "k1", {"k1": secret()})
+    cluster, m1 = one_member(tmp_path, f"--encryption-key-file={key_file}")
+    values = distinctive_values("b", 30)
+    backup = tmp_path / "backup.db"
+    with cluster:
+        put_all(m1.client_endpoint, values)
+        saved = run_etcdctl(m1.client_endpoint, ["snapshot", "save", str(backup)])
+        assert saved.returncode == 0, saved.stderr
+    assert found_in_data_dir(tmp_path, [*values.values()]) == {}  # the backup file too
+
+    restored = ProcessCluster(tmp_path / "restored", ("r1",))
+    r1 = restored.members["r1"]
+    _restore_into(restored, "r1", backup)
+    r1.start()  # without the key file: refused, naming the key
+    assert r1.process is not None
+    assert r1.process.wait(timeout=30) != 0
+    assert "sealed with encryption key 'k1'" in r1.log_path.read_text()
+    r1.argv.append(f"--encryption-key-file={key_file}")
+    with restored:
+        assert read_prefix(r1.client_endpoint, "b/") == values
