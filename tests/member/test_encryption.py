@@ -7,12 +7,15 @@ import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from tests.sealing.keys import secret, write_key_file
 
 from cairn.member.config import MemberConfig
 from cairn.member.raft_member import ClusterSettings, RaftMember
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
+
+pytestmark = pytest.mark.slow  # a real member, its WAL and LevelDB, a few seconds each
 
 RECORDS = 300
 
