@@ -162,3 +162,19 @@ def test_defragment_copies_sealed_records_as_they_are(tmp_path: Path) -> None:
     copy = KV(tmp_path / "copy", keyring=ring)
     assert copy.get(b"txn-key").kvs[0].value == b"secret-in-txn"
     copy.close()
+
+
+def test_one_reseal_step_reads_at_most_its_limit_and_resumes_after_it(tmp_path: Path) -> None:
+    old, new = secret(), secret()
+    ring = Keyring("old", {"old": old})
+    kv = KV(tmp_path / "db", keyring=ring)
+    fill(kv)
+    ring.replace(Keyring("new", {"old": old, "new": new}))
+    first_key, _ = stored_history(kv)[0]
+    cursor, step = kv.backend.reseal(b"", 5)
+    assert step == Counter({"old": 5})
+    assert cursor is not None and cursor > first_key
+    assert survey_all(kv) == Counter({"new": 5, "old": len(stored_history(kv)) - 5})
+    _, following = kv.backend.reseal(cursor, 5)
+    assert following == Counter({"old": 5})
+    kv.close()
