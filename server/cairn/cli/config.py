@@ -74,6 +74,8 @@ class Flag:
     help: str
     hidden: bool = False
     """Left out of --help (test-only flags)."""
+    own_env: str = ""
+    """The environment variable of a flag etcd does not have (CAIRN_*), instead of ETCD_*."""
 
     @property
     def dest(self) -> str:
@@ -81,7 +83,7 @@ class Flag:
 
     @property
     def env(self) -> str:
-        return "ETCD_" + self.dest.upper()
+        return self.own_env or "ETCD_" + self.dest.upper()
 
 
 FLAGS: list[Flag] = [
@@ -202,6 +204,14 @@ FLAGS: list[Flag] = [
     Flag("peer-key-file", str, "", "path to the peer server TLS key file"),
     Flag("peer-trusted-ca-file", str, "", "path to the peer server TLS trusted CA file"),
     Flag("peer-client-cert-auth", bool, False, "require peer certificates on https peer URLs"),
+    Flag(
+        "encryption-key-file",
+        str,
+        "",
+        "cairn's own: YAML file of AES keys (ids, base64 secrets) and the active one; "
+        "stored values and WAL entries are sealed with AES-GCM (README: Encryption at rest)",
+        own_env="CAIRN_ENCRYPTION_KEY_FILE",
+    ),
     Flag(
         "experimental-test-faults-file",
         str,
@@ -437,6 +447,7 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         snapshot_count=int(_get(values, "snapshot-count")),  # type: ignore[call-overload]
         quota_backend_bytes=int(_get(values, "quota-backend-bytes")),  # type: ignore[call-overload]
         force_new_cluster=bool(_get(values, "force-new-cluster")),
+        encryption_key_file=str(_get(values, "encryption-key-file")),
     )
     return ServeConfig(
         member=member,

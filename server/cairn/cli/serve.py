@@ -80,6 +80,10 @@ async def run(config: ServeConfig) -> int:
     received: list[str] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda s=sig: (received.append(s.name), stop.set()))
+    encryption = member.encryption
+    if encryption is not None:
+        # Re-read --encryption-key-file now (it is also polled): the way to rotate at once.
+        loop.add_signal_handler(signal.SIGHUP, lambda: encryption.reload("SIGHUP"))
     watchdog = loop.create_task(_watch_member(member, stop))
     await stop.wait()
     watchdog.cancel()

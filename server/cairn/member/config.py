@@ -30,6 +30,7 @@ class MemberConfig:
     quota_backend_bytes: int = 0  # --quota-backend-bytes (0: the 2 GiB default)
     force_new_cluster: bool = False  # --force-new-cluster
     wal_segment_bytes: int = 64 * 1024 * 1024
+    encryption_key_file: str = ""  # --encryption-key-file (cairn's own; "" seals nothing)
 
     @property
     def member_dir(self) -> str:

@@ -24,6 +24,10 @@ the in-memory log is compacted but for a catch-up margin and older WAL segments 
 A plyvel snapshot handle taken at that index is the image a follower too far behind receives
 (`snapshot_image`); the receiver swaps it in for its LevelDB directory before Raft installs the
 snapshot.
+
+Encryption at rest (`--encryption-key-file`): the member loads the keyring before it opens the
+WAL and LevelDB, which seal with it; `member.encryption` reloads it and re-encrypts in the
+background. Sealed records that no key in the file opens stop the start with an error.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import contextlib
 import logging
 import random
 import shutil
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 
 import grpc
@@ -67,6 +71,7 @@ from cairn.member import (
 from cairn.member.applier import Applied, Applier
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
+from cairn.member.encryption import Encryption
 from cairn.member.identity import Identity, member_id
 from cairn.member.lessor import Lessor
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
@@ -101,6 +106,7 @@ from cairn.raft import (
     Snapshot,
     SnapshotMetadata,
 )
+from cairn.sealing import KeyFileError, Keyring, SealError, load_key_file
 from cairn.wal import WAL, SnapshotMarker
 from cairn.wal import Entry as WALEntry
 from cairn.wal import HardState as WALHardState
@@ -174,6 +180,8 @@ class RaftMember:
         self.store: MVCCStore
         self.applier: Applier
         self.quota: BackendQuota
+        self.keyring = Keyring.empty()
+        self.encryption: Encryption | None = None  # with --encryption-key-file
         self.watches: WatchHub  # fed by _apply; streams of the Watch service read from it
         self.node: RawNode
         self.transport: Transport
@@ -222,9 +230,29 @@ class RaftMember:
         return {member_id(urls, token): urls for urls in self.config.initial_cluster.values()}
 
     def open(self) -> None:
+        try:
+            self._open()
+        except SealError as error:
+            hint = (
+                f"(--encryption-key-file {self.config.encryption_key_file})"
+                if self.config.encryption_key_file
+                else "(no --encryption-key-file was given)"
+            )
+            raise RaftMemberError(
+                f"data dir {self.config.data_dir} holds sealed records this member cannot "
+                f"open {hint}: {error}"
+            ) from None
+
+    def _open(self) -> None:
         cfg = self.config
+        if cfg.encryption_key_file:
+            try:
+                self.keyring = load_key_file(cfg.encryption_key_file)
+            except KeyFileError as error:
+                raise RaftMemberError(str(error)) from None
+            self.encryption = Encryption(cfg.encryption_key_file, self.keyring, self)
         snapshot_image.recover(cfg.db_dir)
-        self.backend = Backend(cfg.db_dir)
+        self.backend = Backend(cfg.db_dir, self.keyring)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
         self.quota = BackendQuota(lambda: self.backend, self.config.quota_backend_bytes)
@@ -237,7 +265,9 @@ class RaftMember:
         )
         voters: tuple[int, ...] = ()
         if WAL.exists(cfg.wal_dir):
-            self._wal, replay = WAL.open(cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes)
+            self._wal, replay = WAL.open(
+                cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes, keyring=self.keyring
+            )
             self.identity = Identity.from_bytes(replay.metadata)
             if self.identity.name != cfg.name:
                 raise RaftMemberError(
@@ -283,7 +313,10 @@ class RaftMember:
                     cfg.name, cfg.initial_cluster, cfg.initial_cluster_token
                 )
             self._wal = WAL.create(
-                cfg.wal_dir, self.identity.to_bytes(), segment_bytes=cfg.wal_segment_bytes
+                cfg.wal_dir,
+                self.identity.to_bytes(),
+                segment_bytes=cfg.wal_segment_bytes,
+                keyring=self.keyring,
             )
             # A joining member bootstraps no voters: Raft must learn the configuration from
             # the leader, or it would campaign in a cluster of its own making.
@@ -527,6 +560,11 @@ class RaftMember:
             loop.create_task(self._tick(), name="cairn-raft-tick"),
             loop.create_task(self.lessor.run(), name="cairn-lessor"),
         ]
+        if self.encryption is not None:
+            self._tasks += [
+                loop.create_task(self.encryption.run(), name="cairn-reencrypt"),
+                loop.create_task(self.encryption.watch_file(), name="cairn-key-file"),
+            ]
         self._tasks[0].add_done_callback(self._on_loop_done)
         self._campaign_if_alone()
         self._wake.set()
@@ -948,6 +986,33 @@ class RaftMember:
             self.backend.size_on_disk(),
         )
 
+    # ---- encryption at rest (cairn.member.encryption's host) ----------------------------
+
+    def wal_key_ids(self) -> set[str | None]:
+        return self._wal.key_ids_in_use()
+
+    def rekey_wal(self, switch: Callable[[], None]) -> None:
+        self._wal.rekey(switch)
+
+    def refresh_after_reencryption(self) -> None:
+        """After the re-encryption pass: let go of everything older keys still sealed.
+
+        A new Raft snapshot at the applied index takes a new image (the old LevelDB snapshot
+        handle still reads records as they were sealed before) and writes a WAL marker, which
+        starts a new segment after a rekey, then releases the segments it covers. With
+        nothing applied since the last snapshot, the same index is marked again instead.
+        """
+        applied = self.store.applied_index
+        snapshot = self._storage.snapshot()
+        if applied > snapshot.index:
+            self._snapshot(applied)
+            return
+        if snapshot.index:
+            self._wal.save_snapshot(SnapshotMarker(index=snapshot.index, term=snapshot.term))
+            self._wal.release_before(snapshot.index + 1)
+        if self._image is not None and self._image[0] == applied:
+            self._image = (applied, self.backend.db.snapshot())
+
     @contextlib.asynccontextmanager
     async def backup(self) -> AsyncIterator[backup.BackupSource]:
         """A backup of this member's state (Maintenance.Snapshot), at one applied index.
@@ -1013,7 +1078,8 @@ class RaftMember:
                 )
             handle = image[1]
             excluded = snapshot_meta.KEYS
-            count, size = await snapshot_image.measure(handle, excluded)
+            open_value = self.backend.open_value
+            count, size = await snapshot_image.measure(handle, excluded, open_value)
             log.info(
                 "member %x: sending snapshot at index %d (%d records, %d bytes) to %x",
                 self.identity.member_id,
@@ -1022,7 +1088,7 @@ class RaftMember:
                 size,
                 to,
             )
-            data = snapshot_image.stream(handle, count, excluded)
+            data = snapshot_image.stream(handle, count, excluded, open_value=open_value)
             await self.transport.send_snapshot(to, encode_message(message), data, size)
             ok = True
         except asyncio.CancelledError:
@@ -1049,7 +1115,7 @@ class RaftMember:
             raise RaftMemberError(f"a snapshot transfer from {from_id:x} without a SNAP message")
         self._transfers += 1
         incoming = snapshot_image.incoming_dir(self.config.db_dir, snap.index, self._transfers)
-        writer = snapshot_image.ImageWriter(incoming)
+        writer = snapshot_image.ImageWriter(incoming, self.backend.seal_value)
         try:
             async for chunk in data:
                 writer.feed(chunk)
@@ -1075,7 +1141,7 @@ class RaftMember:
         self._image = None
         self.backend.close()
         snapshot_image.swap_in(incoming, cfg.db_dir)
-        self.backend = Backend(cfg.db_dir)
+        self.backend = Backend(cfg.db_dir, self.keyring)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
         self.watches.swap(self.store)
@@ -1083,6 +1149,8 @@ class RaftMember:
             self.store, cfg.initial_cluster, cfg.initial_cluster_token, seed=False
         )
         self.images_installed += 1
+        if self.encryption is not None:
+            self.encryption.data_replaced()
         for member in self.membership.members():
             peer_id = member.ID
             known = peer_id == self.identity.member_id or peer_id in self.transport.peer_ids
