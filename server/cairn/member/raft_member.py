@@ -699,6 +699,10 @@ class RaftMember:
                 if rd.soft_state.lead != 0:
                     self._new_leader()
             self.leader = rd.soft_state.lead
+        if rd.hard_state is not None:
+            # Raft's term, as etcd reports it: known now, before the fsync below, so a
+            # response never names this leader with the previous term.
+            self.term = rd.hard_state.term
         if rd.entries or rd.hard_state is not None:
             hard = rd.hard_state
             wal_hard = WALHardState(hard.term, hard.vote, hard.commit) if hard else None
@@ -715,7 +719,6 @@ class RaftMember:
                 self._storage.append(rd.entries)
             if hard is not None:
                 self._storage.set_hard_state(hard)
-                self.term = hard.term
         for message in rd.messages:
             if message.type is MessageType.SNAP:
                 task = asyncio.get_running_loop().create_task(self._send_snapshot(message))
