@@ -61,12 +61,16 @@ def _s(name: str, extra: str = "") -> str:
 
 
 def _members_down(tm: Timing) -> str:
+    # The two kinds of evidence get distinct labels, else `or` would drop the second whenever
+    # the first exists (with the value 0).
     failures = f"rate({_s('etcd_network_peer_sent_failures_total')}[{tm.window('2m')}])"
+    scrape = f"sum by (job) ({_s('up')} == bool 0)"
+    peers = f"count by (job) (sum by (job, To) ({failures}) > {t.PEER_SEND_FAILURES_PER_S})"
     return (
         "max by (job) (\n"
-        f"  sum by (job) ({_s('up')} == bool 0)\n"
+        f'  label_replace({scrape}, "evidence", "scrape", "", "")\n'
         "or\n"
-        f"  count by (job) (sum by (job, To) ({failures}) > {t.PEER_SEND_FAILURES_PER_S})\n"
+        f'  label_replace({peers}, "evidence", "peers", "", "")\n'
         ") > 0"
     )
 
