@@ -382,19 +382,21 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _gauge(
         "cairn_leveldb_level_size_bytes",
-        "Bytes of table files in each LevelDB level.",
+        "Bytes of table files in each LevelDB level (LevelDB reports whole MiB).",
         "level",
         origin=Origin.CAIRN,
     ),
     _counter(
         "cairn_leveldb_compaction_read_bytes_total",
-        "Bytes LevelDB compactions read, per output level, since the database was opened.",
+        "Bytes LevelDB compactions read, per output level, since the database was opened "
+        "(whole MiB).",
         "level",
         origin=Origin.CAIRN,
     ),
     _counter(
         "cairn_leveldb_compaction_written_bytes_total",
-        "Bytes LevelDB compactions wrote, per output level, since the database was opened.",
+        "Bytes LevelDB compactions wrote, per output level, since the database was opened "
+        "(whole MiB).",
         "level",
         origin=Origin.CAIRN,
     ),
