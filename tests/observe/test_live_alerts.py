@@ -159,12 +159,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stack = Stack(cluster, metrics, faults, ctl, prom, am, node, webhook)
             lease = stack.ctl_run("lease", "grant", "600").stdout.split()[1]
             streams_log = (base / "streams.log").open("ab")
-            for args in (["watch", "--prefix", "w/"], ["lease", "keep-alive", lease]):
-                watchers.append(
-                    start_etcdctl(
-                        cluster.endpoints(), [*ctl, *args], stdout=streams_log, stderr=streams_log
+            for member in cluster.members.values():
+                for args in (["watch", "--prefix", "w/"], ["lease", "keep-alive", lease]):
+                    watchers.append(
+                        start_etcdctl(
+                            member.client_endpoint,
+                            [*ctl, *args],
+                            stdout=streams_log,
+                            stderr=streams_log,
+                        )
                     )
-                )
             assert prom.wait_until('up{job="cairn"} == 1', 30), prom.log_tail()
             yield stack
         finally:
@@ -344,4 +348,4 @@ def test_every_dashboard_panel_shows_data_from_the_live_cluster(
                     expr = expr.replace(variable, value)
                 if not _finite(stack.prometheus.query(expr)):
                     empty.append((panel["title"], expr))
-    assert empty == []
+    assert empty == [], "\n".join(f"{title}: {expr}" for title, expr in empty)
