@@ -194,9 +194,21 @@ def test_killing_the_leader_counts_a_leader_change_on_the_survivors(
 
     before = changes()
     leader.kill()
-    cluster.wait_for_leader()
+    new_leader = cluster.wait_for_leader()
     after = changes()
     assert all(a == b + 1 for a, b in zip(after, before, strict=True)), (before, after)
+
+    # The new leader's heartbeats to the dead member fail, and its link shows as down.
+    url = cluster.url(new_leader)
+    gone = leader.member_id
+    until(
+        lambda: scrape(url)["etcd_server_heartbeat_send_failures_total"].value() > 0,
+        "heartbeats to the killed member counted as failed",
+    )
+    exported = scrape(url)
+    assert exported["etcd_network_active_peers"].value(Remote=gone) == 0
+    assert exported["etcd_network_disconnected_peers_total"].value(Remote=gone) >= 1
+    assert exported["etcd_network_peer_sent_failures_total"].value(To=gone) > 0
 
 
 def test_without_a_leader_health_fails_unless_serializable(cluster: MetricsCluster) -> None:
