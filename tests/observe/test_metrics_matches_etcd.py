@@ -4,7 +4,9 @@
 Every catalog metric etcd also exports must have etcd's type, label names and buckets; the mvcc
 counters must move by the same amounts for the same requests; /health must answer the same
 status and verdict, also under a NOSPACE alarm with etcd's ``exclude`` and ``serializable``
-parameters (which etcd 3.4.23 honours; it leaves out the ``reason`` field cairn adds as 3.5 does).
+parameters (which etcd 3.4.23 honours; it leaves out the ``reason`` field cairn adds as 3.5 does)
+and without a leader (where 3.4.23 ignores ``serializable``, a difference cairn keeps: it
+follows 3.5).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -205,3 +209,53 @@ def test_a_nospace_alarm_fails_health_unless_excluded_as_in_etcd(tmp_path: Path)
     finally:
         for member in members.values():
             member.server.stop()
+
+
+def _two_member_pair(kind: ServerKind, base: Path) -> tuple[Member, Member]:
+    """Two members of one cluster (so killing one leaves the other without a leader)."""
+    peers = {name: free_port() for name in ("a", "b")}
+    initial = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in peers.items())
+    members = []
+    for name, port in peers.items():
+        member = Member(kind, base / name, (f"--initial-cluster={initial}",))
+        member.server = ServerProcess(
+            kind,
+            base / name / kind,
+            name=name,
+            peer_port=port,
+            extra_args=member.server.extra_args,
+        )
+        members.append(member)
+    with ThreadPoolExecutor(2) as pool:  # neither serves before the other is up
+        list(pool.map(lambda m: m.server.start(), members))
+    return members[0], members[1]
+
+
+def test_without_a_leader_health_fails_as_in_etcd(tmp_path: Path) -> None:
+    """Plain /health: 503 on both. With ?serializable=true etcd 3.4.23 still fails (it checks
+    the leader anyway); cairn follows etcd 3.5, which skips the leader check and reads locally."""
+    started: list[Member] = []
+    try:
+        verdicts = {}
+        for kind in KINDS:
+            survivor, victim = _two_member_pair(kind, tmp_path / kind)
+            started += [survivor, victim]
+            victim.server.kill()
+            deadline = time.monotonic() + 20
+            while _verdict(survivor, "")[0] != 503:
+                assert time.monotonic() < deadline, f"{kind} kept answering healthy"
+                time.sleep(0.2)
+            verdicts[kind] = {
+                query: _verdict(survivor, query) for query in ("", "?serializable=true")
+            }
+        assert verdicts["cairn"][""] == verdicts["etcd"][""] == (503, "false")
+        assert verdicts["etcd"]["?serializable=true"] == (503, "false")
+        assert verdicts["cairn"]["?serializable=true"] == (200, "true")
+    finally:
+        for member in started:
+            member.server.stop()
+
+
+def _verdict(member: Member, query: str) -> tuple[int, str]:
+    status, body = fetch(f"{member.metrics_url}/health{query}", timeout=15)
+    return status, json.loads(body)["health"]
