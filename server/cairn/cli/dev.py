@@ -26,6 +26,12 @@ def _ports(index: int, client_port: int) -> tuple[int, int]:
     return client, client + 1
 
 
+def metrics_url(client: int) -> str:
+    """Each member's /metrics and /health: plain http two above its client port (2381, as
+    kubeadm sets up etcd), so curl and Prometheus reach it without certificates."""
+    return f"http://127.0.0.1:{client + 2}"
+
+
 def _dev_pki(root: Path, names: list[str]) -> pki.Layout:
     """The dev cluster's CAs and certificates, created once and reused by later runs."""
     layout = pki.Layout(root)
@@ -71,6 +77,7 @@ def main(args: argparse.Namespace) -> int:
             name, str(base / name), f"{scheme}://127.0.0.1:{client}", f"{scheme}://127.0.0.1:{peer}"
         )
         flags[-1] = f"--initial-cluster={initial}"
+        flags.append(f"--listen-metrics-urls={metrics_url(client)}")
         if layout is not None:
             flags += _tls_flags(layout, name)
         log = open(base / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its life
@@ -86,6 +93,9 @@ def main(args: argparse.Namespace) -> int:
         lines.append(
             f"  {name}: client {scheme}://127.0.0.1:{client}  peer {scheme}://127.0.0.1:{peer}  "
             f"pid {children[name].pid}  log {base / name}.log"
+        )
+        lines.append(
+            f"      metrics {metrics_url(client)}/metrics  health {metrics_url(client)}/health"
         )
     tls = ""
     if layout is not None:
