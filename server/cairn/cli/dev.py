@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cairn import pki
 from cairn.cli import config as serve_config
+from cairn.cli import dev_monitoring
 
 
 def _ports(index: int, client_port: int) -> tuple[int, int]:
@@ -87,6 +88,12 @@ def main(args: argparse.Namespace) -> int:
             stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("ETCD_")},
         )
+    monitoring = dev_monitoring.start(
+        base,
+        [metrics_url(client).removeprefix("http://") for client, _ in ports.values()],
+        args.prometheus_port,
+        args.alertmanager_port,
+    )
     endpoints = ",".join(f"127.0.0.1:{client}" for client, _ in ports.values())
     lines = [f"cairn dev: {count} member(s) on loopback, data and logs in {base}/"]
     for name, (client, peer) in ports.items():
@@ -97,6 +104,7 @@ def main(args: argparse.Namespace) -> int:
         lines.append(
             f"      metrics {metrics_url(client)}/metrics  health {metrics_url(client)}/health"
         )
+    lines += monitoring.lines
     tls = ""
     if layout is not None:
         admin_cert, admin_key = layout.client("admin")
@@ -133,6 +141,7 @@ def main(args: argparse.Namespace) -> int:
         if len(reported) == len(children):
             break
         time.sleep(0.2)
+    monitoring.stop()
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)

@@ -77,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="TLS on client and peer ports, certificates from `cairn pki` in DIR/pki",
     )
+    from cairn.cli import dev_monitoring
+
+    dev.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=dev_monitoring.DEFAULT_PROMETHEUS_PORT,
+        help="Prometheus (started when installed) listens here",
+    )
+    dev.add_argument(
+        "--alertmanager-port",
+        type=int,
+        default=dev_monitoring.DEFAULT_ALERTMANAGER_PORT,
+        help="Alertmanager (started when installed) listens here",
+    )
     dev.set_defaults(func=_dev)
 
     pki = commands.add_parser("pki", help="create CAs and issue certificates (TLS)")
