@@ -13,6 +13,7 @@ NOT_FOUND = "NOT_FOUND"
 RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
 UNAVAILABLE = "UNAVAILABLE"
 FAILED_PRECONDITION = "FAILED_PRECONDITION"
+DATA_LOSS = "DATA_LOSS"
 
 
 class EtcdError(Exception):
@@ -80,6 +81,11 @@ class ErrLeaseTTLTooLarge(EtcdError):
 
 class ErrNoSpace(EtcdError):
     code, text = RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"
+
+
+class ErrCorrupt(EtcdError):
+    # What etcd 3.4.23 answers every write while a CORRUPT alarm is active (checked live).
+    code, text = DATA_LOSS, "etcdserver: corrupt cluster"
 
 
 class ErrStopped(EtcdError):

@@ -19,7 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
     except serve_config.ConfigError as error:
         logs.setup()
         print(f"cairn serve: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     logs.setup(config.log_level, config.log_outputs)
     return _run_server(serve.run(config))
 

@@ -34,7 +34,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field, replace
 
 import grpc
@@ -55,7 +55,7 @@ from cairn.errors import (
     ErrTimeoutLeaderTransfer,
     EtcdError,
 )
-from cairn.member import forwarding, join, snapshot_image, snapshot_meta
+from cairn.member import corruption, forwarding, join, snapshot_image, snapshot_meta
 from cairn.member.applier import Applied, Applier
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
@@ -522,6 +522,11 @@ class RaftMember:
         if voters == {self.identity.member_id}:
             self.node.campaign()
 
+    def spawn(self, work: Coroutine[object, object, None], name: str) -> None:
+        """Run `work` (an operator task: auto-compaction, corruption checks) for as long as
+        the member runs; stop() cancels it with the member's own tasks."""
+        self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
+
     def publish(self, client_urls: list[str]) -> None:
         """Announce name and client URLs through Raft until applied; stop() ends the retries."""
         publishing = publish_until_applied(
@@ -863,7 +868,12 @@ class RaftMember:
         """The peer transport's `on_forward`: answer what a follower forwarded to us."""
         request = Forwarded.FromString(payload)
         try:
-            if request.WhichOneof("request") == "member_promote":
+            if request.WhichOneof("request") == "hash_kv":
+                # Any member answers for itself: the leader's corruption check asks everyone.
+                header = pb.ResponseHeader()
+                self.fill_header(header)
+                answer = corruption.answer_hash_kv(self.store, request.hash_kv, header)
+            elif request.WhichOneof("request") == "member_promote":
                 if not self.is_leader:
                     raise ErrNotLeader()
                 await self.promote_learner(request.member_promote.ID)
