@@ -7,6 +7,7 @@ look the name up in `cairn.observe.catalog`: renaming or dropping a metric there
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from cairn.observe import catalog, textfile
@@ -73,8 +74,6 @@ def p(quantile: float, histogram: str, selector: str, window: str, by: str = "")
 
 def metric_names(expr: str) -> set[str]:
     """The catalog (or scrape) metric names an expression reads, histogram suffixes folded."""
-    import re
-
     words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
     names = set()
     for word in words:
