@@ -160,3 +160,18 @@ def test_alert_rules_use_the_same_threshold_constants() -> None:
     ]
     limits = sorted(float(r["expr"].rsplit(">", 1)[1]) for r in fsync)
     assert limits == [t.WAL_FSYNC_P99_WARNING_S, t.WAL_FSYNC_P99_CRITICAL_S]
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_panels_fit_the_grid_without_overlapping(name: str) -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in BOARDS[name]["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        cells = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
+        assert not cells & taken, f"{panel['title']} overlaps another panel"
+        taken |= cells

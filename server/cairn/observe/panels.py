@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import attr
 from grafanalib import core as g
 from grafanalib._gen import DashboardEncoder
 
@@ -69,7 +68,8 @@ class Board:
 
 
 def _placed(panel: g.Panel, pos: g.GridPos) -> g.Panel:
-    return attr.evolve(panel, gridPos=pos)
+    panel.gridPos = pos
+    return panel
 
 
 def _targets(queries: list[Query], instant: bool = False) -> list[g.Target]:
