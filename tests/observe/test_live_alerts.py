@@ -386,6 +386,32 @@ def test_a_member_with_altered_data_pages_the_corrupt_alarm_until_repaired(stack
     assert "CORRUPT" not in stack.ctl_run("alarm", "list").stdout
 
 
+def test_an_isolated_member_pages_no_leader_until_its_links_heal(stack: Stack) -> None:
+    leader = _leader(stack)
+    victim = next(m for m in stack.cluster.members.values() if m is not leader)
+    others = [m.member_id for m in stack.cluster.members.values() if m is not victim]
+    instance = stack.metrics[victim.name]
+    stack.wait_quiet("etcdNoLeader")
+    since = time.time()
+    stack.faults[victim.name].write_text("".join(f"{peer}\n" for peer in others))
+    try:
+        receiver, alert = stack.wait_fire("etcdNoLeader", since, instance=instance)
+        assert (receiver, alert["labels"]["severity"]) == (alertmanager.PAGER, "critical")
+        assert alert["annotations"]["description"] == (
+            f'cluster "cairn": member {instance} has no leader; it cannot serve writes or '
+            "linearizable reads."
+        )
+    finally:
+        stack.faults[victim.name].write_text("")
+    stack.wait_resolve("etcdNoLeader", since, instance=instance)
+    leaderless = {
+        a["labels"].get("instance")
+        for _, a in stack.webhook.alerts(since)
+        if a["labels"]["alertname"] == "etcdNoLeader"
+    }
+    assert leaderless == {instance}, "only the isolated member lost its leader"
+
+
 def test_a_killed_member_pages_members_down_until_it_is_back(stack: Stack) -> None:
     leader = _leader(stack)
     victim = next(m for m in stack.cluster.members.values() if m is not leader)
