@@ -65,8 +65,8 @@ def _histogram(name: str) -> None:
         raise UnknownMetric(f"{name} is not a histogram in the catalog")
 
 
-def p(quantile: float, histogram: str, selector: str, window: str, by: str = "") -> str:
-    """The ``quantile`` of a histogram over ``window``, per instance unless ``by`` says."""
+def quantile_over(quantile: float, histogram: str, selector: str, window: str, by: str = "") -> str:
+    """The ``quantile`` of a histogram over ``window`` per job and instance (and ``by``)."""
     keep = ", ".join(part for part in ("job", "instance", by, "le") if part)
     rate = f"rate({bucket(histogram, selector)}[{window}])"
     return f"histogram_quantile({quantile}, sum by ({keep}) ({rate}))"
