@@ -50,6 +50,13 @@ BOARDS = {name: make() for name, make in dashboards.DASHBOARDS.items()}
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (Debian prometheus)")
 def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     exprs = [as_prometheus_query(q) for board in BOARDS.values() for q in queries(board)]
+    for board in BOARDS.values():
+        for variable in board["templating"]["list"]:
+            # label_values(<series selector>, <label>) is Grafana's; the selector is PromQL.
+            found = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"])
+            if variable["type"] == "query":
+                assert found, variable["query"]
+                exprs.append(as_prometheus_query(found.group(1)))
     wrapped = {
         "groups": [
             {
