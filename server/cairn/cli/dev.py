@@ -18,12 +18,19 @@ from pathlib import Path
 
 from cairn import pki
 from cairn.cli import config as serve_config
+from cairn.cli import dev_monitoring
 
 
 def _ports(index: int, client_port: int) -> tuple[int, int]:
     """Client ports 2379, 12379, 22379, ... (10000 apart); each peer port is one above."""
     client = client_port + 10_000 * index
     return client, client + 1
+
+
+def metrics_url(client: int) -> str:
+    """Each member's /metrics and /health: plain http two above its client port (2381, as
+    kubeadm sets up etcd), so curl and Prometheus reach it without certificates."""
+    return f"http://127.0.0.1:{client + 2}"
 
 
 def _dev_pki(root: Path, names: list[str]) -> pki.Layout:
@@ -71,6 +78,7 @@ def main(args: argparse.Namespace) -> int:
             name, str(base / name), f"{scheme}://127.0.0.1:{client}", f"{scheme}://127.0.0.1:{peer}"
         )
         flags[-1] = f"--initial-cluster={initial}"
+        flags.append(f"--listen-metrics-urls={metrics_url(client)}")
         if layout is not None:
             flags += _tls_flags(layout, name)
         log = open(base / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its life
@@ -80,6 +88,12 @@ def main(args: argparse.Namespace) -> int:
             stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("ETCD_")},
         )
+    monitoring = dev_monitoring.start(
+        base,
+        [metrics_url(client).removeprefix("http://") for client, _ in ports.values()],
+        args.prometheus_port,
+        args.alertmanager_port,
+    )
     endpoints = ",".join(f"127.0.0.1:{client}" for client, _ in ports.values())
     lines = [f"cairn dev: {count} member(s) on loopback, data and logs in {base}/"]
     for name, (client, peer) in ports.items():
@@ -87,6 +101,10 @@ def main(args: argparse.Namespace) -> int:
             f"  {name}: client {scheme}://127.0.0.1:{client}  peer {scheme}://127.0.0.1:{peer}  "
             f"pid {children[name].pid}  log {base / name}.log"
         )
+        lines.append(
+            f"      metrics {metrics_url(client)}/metrics  health {metrics_url(client)}/health"
+        )
+    lines += monitoring.lines
     tls = ""
     if layout is not None:
         admin_cert, admin_key = layout.client("admin")
@@ -123,6 +141,7 @@ def main(args: argparse.Namespace) -> int:
         if len(reported) == len(children):
             break
         time.sleep(0.2)
+    monitoring.stop()
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)

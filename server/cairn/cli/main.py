@@ -54,6 +54,12 @@ def _snapshot(args: argparse.Namespace) -> int:
     return snapshot.main(args)
 
 
+def _render(args: argparse.Namespace) -> int:
+    from cairn.cli import render
+
+    return render.main(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from cairn.cli import bench
 
@@ -77,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="TLS on client and peer ports, certificates from `cairn pki` in DIR/pki",
     )
+    from cairn.cli import dev_monitoring
+
+    dev.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=dev_monitoring.DEFAULT_PROMETHEUS_PORT,
+        help="Prometheus (started when installed) listens here",
+    )
+    dev.add_argument(
+        "--alertmanager-port",
+        type=int,
+        default=dev_monitoring.DEFAULT_ALERTMANAGER_PORT,
+        help="Alertmanager (started when installed) listens here",
+    )
     dev.set_defaults(func=_dev)
 
     pki = commands.add_parser("pki", help="create CAs and issue certificates (TLS)")
@@ -92,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     snapshot_module.add_arguments(snapshot)
     snapshot.set_defaults(func=_snapshot)
+
+    render = commands.add_parser(
+        "render", help="regenerate dashboards/*.json and alerts/*.yml (observability as code)"
+    )
+    from cairn.cli import render as render_module
+
+    render_module.add_arguments(render)
+    render.set_defaults(func=_render)
 
     bench = commands.add_parser(
         "bench", help="measure put/range throughput and latency, and watch delivery (--ops watch)"
