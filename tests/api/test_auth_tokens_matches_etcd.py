@@ -19,7 +19,9 @@ from tests.support.etcdctl import run_etcdctl
 from tests.support.servers import ServerKind, ServerProcess, etcd_path
 
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto.rpc_pb2_grpc import AuthStub, KVStub, MaintenanceStub, WatchStub
+from cairn.proto.rpc_pb2_grpc import AuthStub, KVStub, LeaseStub, MaintenanceStub, WatchStub
+from cairn.proto.v3lock_pb2 import LockRequest
+from cairn.proto.v3lock_pb2_grpc import LockStub
 
 pytestmark = [
     pytest.mark.slow,
@@ -201,3 +203,23 @@ def test_a_watch_without_read_permission_is_created_and_canceled_with_etcds_reas
         (0, True, False, ""),
         (-1, True, True, "rpc error: code = InvalidArgument desc = etcdserver: user name is empty"),
     ]
+
+
+def test_lock_takes_its_key_as_the_caller(servers: dict[ServerKind, ServerProcess]) -> None:
+    """alice may only read pub/: the Lock service writing her key there is refused, as the
+    same call by root is not."""
+    answers: dict[str, tuple[Outcome, Outcome]] = {}
+    for kind, server in servers.items():
+        with channel(server) as ch:
+            locks = LockStub(ch)
+            alice = [("token", token(server))]
+            root = [("token", token(server, "root", "rootpw"))]
+            grant = pb.LeaseGrantRequest(TTL=30)
+            lease = LeaseStub(ch).LeaseGrant(grant, metadata=root).ID
+            request = LockRequest(name=b"pub/lock", lease=lease)
+            answers[kind] = (
+                outcome(lambda r=request, md=alice, s=locks: s.Lock(r, metadata=md, timeout=10)),
+                outcome(lambda r=request, md=root, s=locks: s.Lock(r, metadata=md, timeout=10)),
+            )
+    assert answers["cairn"] == answers["etcd"]
+    assert answers["cairn"] == (("UNKNOWN", "etcdserver: permission denied"), ("OK", ""))
