@@ -176,3 +176,11 @@ def test_stored_passwords_are_bcrypt_hashes_that_check_the_password() -> None:
     assert password_matches(hashed.encode(), "s3cret")
     assert not password_matches(hashed.encode(), "other")
     assert not password_matches(b"", "")
+
+
+def test_auth_status_tells_whether_auth_is_on_and_the_auth_revision(kv: KV) -> None:
+    status = apply(kv, auth_status=pb.AuthStatusRequest()).response
+    assert (status.enabled, status.authRevision) == (False, 1)  # type: ignore[attr-defined]
+    enable_with_alice(kv)
+    status = as_alice(kv, auth_status=pb.AuthStatusRequest()).response
+    assert (status.enabled, status.authRevision) == (True, 7)  # type: ignore[attr-defined]
