@@ -19,7 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
     except serve_config.ConfigError as error:
         logs.setup()
         print(f"cairn serve: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     logs.setup(config.log_level, config.log_outputs)
     return _run_server(serve.run(config))
 
@@ -46,6 +46,12 @@ def _pki(args: argparse.Namespace) -> int:
     from cairn.cli import pki
 
     return pki.main(args)
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from cairn.cli import snapshot
+
+    return snapshot.main(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -78,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pki_module.add_arguments(pki)
     pki.set_defaults(func=_pki)
+
+    snapshot = commands.add_parser(
+        "snapshot", help="check a backup file (status) or make a data dir from it (restore)"
+    )
+    from cairn.cli import snapshot as snapshot_module
+
+    snapshot_module.add_arguments(snapshot)
+    snapshot.set_defaults(func=_snapshot)
 
     bench = commands.add_parser(
         "bench", help="measure put/range throughput and latency, and watch delivery (--ops watch)"

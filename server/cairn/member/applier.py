@@ -14,6 +14,7 @@ from typing import Protocol
 
 from cairn.errors import (
     ErrCompacted,
+    ErrCorrupt,
     ErrFutureRev,
     ErrKeyNotFound,
     ErrLeaseExist,
@@ -107,6 +108,13 @@ def do_range(view: ReadView, r: pb.RangeRequest) -> pb.RangeResponse:
     return response
 
 
+# What a CORRUPT alarm refuses at apply time: every request kind that changes the keyspace
+# or the leases (etcd's corrupt applier). Alarms still apply, so the alarm can be disarmed;
+# reads and read-only txns never reach the applier's write path and keep working.
+REFUSED_WHEN_CORRUPT = frozenset(
+    ("put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke")
+)
+
 # etcd's upper bound on a granted TTL, in seconds (lease.MaxLeaseTTL).
 MAX_LEASE_TTL = 9_000_000_000
 
@@ -151,6 +159,8 @@ class Applier:
         """Apply one committed request (the kinds every member type replicates) at log
         `index`; when auth is enabled, the request's user must be allowed to make it."""
         kind = request.WhichOneof("request")
+        if kind in REFUSED_WHEN_CORRUPT and self.alarms.has(pb.CORRUPT):
+            raise ErrCorrupt()
         check_applied(self.auth, self.leases, request)
         if kind in AUTH_KINDS:
             return Applied(self.auth.apply(request, index))
