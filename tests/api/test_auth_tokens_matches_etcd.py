@@ -223,3 +223,25 @@ def test_lock_takes_its_key_as_the_caller(servers: dict[ServerKind, ServerProces
             )
     assert answers["cairn"] == answers["etcd"]
     assert answers["cairn"] == (("UNKNOWN", "etcdserver: permission denied"), ("OK", ""))
+
+
+def test_snapshot_needs_root(servers: dict[ServerKind, ServerProcess]) -> None:
+    def first_chunk(ch: grpc.Channel, md: list[tuple[str, str]]) -> object:
+        stream = MaintenanceStub(ch).Snapshot(pb.SnapshotRequest(), metadata=md, timeout=10)
+        first = next(iter(stream))
+        stream.cancel()
+        return first
+
+    assert on_both(servers, lambda ch: first_chunk(ch, [])) == (
+        "UNKNOWN",
+        "auth: user name is empty",
+    )
+    for kind, server in servers.items():
+        with channel(server) as ch:
+            alice = [("token", token(server))]
+            assert outcome(lambda ch=ch, md=alice: first_chunk(ch, md)) == (
+                "UNKNOWN",
+                "auth: permission denied",
+            ), kind
+            root = [("token", token(server, "root", "rootpw"))]
+            assert outcome(lambda ch=ch, md=root: first_chunk(ch, md)) == ("OK", ""), kind
