@@ -84,8 +84,12 @@ class WatchService:
         require_leader = _requires_leader(context)
         if require_leader and self._member.leader == 0:
             raise ErrNoLeader()
-        stream = WatchStream(self._member, self.progress_notify_interval_s, require_leader)
-        stream.refusal = lambda create: self._refusal(create, context)
+        stream = WatchStream(
+            self._member,
+            self.progress_notify_interval_s,
+            require_leader,
+            refusal=lambda create: self._refusal(create, context),
+        )
         async for response in stream.run(requests):
             yield response
 
@@ -119,8 +123,13 @@ class WatchStream:
     """The state of one Watch stream: its watchers by ID and its outgoing sink."""
 
     def __init__(
-        self, member: RaftMember, progress_interval_s: float, require_leader: bool = False
+        self,
+        member: RaftMember,
+        progress_interval_s: float,
+        require_leader: bool = False,
+        refusal: Callable[[pb.WatchCreateRequest], Awaitable[EtcdError | None]] | None = None,
     ) -> None:
+        """`refusal` says why the caller may not make a watch (auth), None to allow it."""
         self._member = member
         self._require_leader = require_leader
         self._hub = member.watches
@@ -131,8 +140,7 @@ class WatchStream:
         self._next_id = 0
         self._progress_interval_s = progress_interval_s
         self._limit = member.config.max_request_bytes + GRPC_OVERHEAD_BYTES
-        # Why a create is refused (auth), None to allow it; set by the service.
-        self.refusal: Callable[[pb.WatchCreateRequest], Awaitable[EtcdError | None]] | None = None
+        self.refusal = refusal
 
     async def run(
         self, requests: AsyncIterator[pb.WatchRequest]
