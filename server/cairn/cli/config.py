@@ -26,6 +26,7 @@ from cairn.member.config import (
     DEFAULT_SNAPSHOT_COUNT,
     MemberConfig,
 )
+from cairn.member.passwords import MAX_BCRYPT_COST, MIN_BCRYPT_COST
 from cairn.pki.tls import TLSFiles
 
 log = logging.getLogger("cairn.config")
@@ -161,6 +162,14 @@ FLAGS: list[Flag] = [
         "basic",
         "'basic' or 'extensive' (adds the gRPC handling-latency histogram)",
     ),
+    Flag(
+        "auth-token",
+        str,
+        "simple",
+        "auth token type: 'simple' (random tokens, kept by every member); 'jwt' is not built",
+    ),
+    Flag("auth-token-ttl", int, 300, "seconds a simple token lives without being used"),
+    Flag("bcrypt-cost", int, 10, "bcrypt cost of the stored password hashes (4-31)"),
     Flag(
         "auto-compaction-mode",
         str,
@@ -458,6 +467,20 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
     if metrics_level not in ("basic", "extensive"):
         raise ConfigError(f"--metrics: {metrics_level!r} must be 'basic' or 'extensive'")
     metrics_urls_raw = str(_get(values, "listen-metrics-urls"))
+    auth_token = str(_get(values, "auth-token"))
+    if auth_token.split(",", 1)[0] != "simple":
+        raise ConfigError(
+            f"--auth-token: {auth_token!r}: cairn only has simple tokens ('jwt' is not built)"
+        )
+    token_ttl = int(_get(values, "auth-token-ttl"))  # type: ignore[call-overload]
+    if token_ttl <= 0:
+        raise ConfigError("--auth-token-ttl must be positive")
+    bcrypt_cost = int(_get(values, "bcrypt-cost"))  # type: ignore[call-overload]
+    if not MIN_BCRYPT_COST <= bcrypt_cost <= MAX_BCRYPT_COST:
+        raise ConfigError(
+            f"--bcrypt-cost: {bcrypt_cost} is outside bcrypt's range "
+            f"[{MIN_BCRYPT_COST}, {MAX_BCRYPT_COST}]"
+        )
     member = MemberConfig(
         name=name,
         data_dir=data_dir,
@@ -468,6 +491,8 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         max_txn_ops=int(_get(values, "max-txn-ops")),  # type: ignore[call-overload]
         snapshot_count=int(_get(values, "snapshot-count")),  # type: ignore[call-overload]
         quota_backend_bytes=int(_get(values, "quota-backend-bytes")),  # type: ignore[call-overload]
+        auth_token_ttl_s=token_ttl,
+        bcrypt_cost=bcrypt_cost,
         force_new_cluster=bool(_get(values, "force-new-cluster")),
         encryption_key_file=str(_get(values, "encryption-key-file")),
     )

@@ -63,6 +63,7 @@ async def run(config: ServeConfig) -> int:
             member,
             config.advertise_client_urls,
             watch_progress_notify_interval_s=config.watch_progress_notify_interval_s,
+            client_cert_auth=config.client_tls.client_cert_auth,
         ),
         config.member.max_request_bytes,
         gate=learner_gate(member),

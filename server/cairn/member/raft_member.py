@@ -70,6 +70,7 @@ from cairn.member import (
     snapshot_meta,
 )
 from cairn.member.applier import Applied, Applier
+from cairn.member.auth_tokens import SimpleTokens
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
 from cairn.member.encryption import Encryption
@@ -188,6 +189,8 @@ class RaftMember:
         self.node: RawNode
         self.transport: Transport
         self._storage = MemoryStorage()
+        # Auth tokens are this member's own (not replicated state): they survive an image swap.
+        self.tokens = SimpleTokens(config.auth_token_ttl_s)
         self._wal: WAL
         self._wal_writer: WALWriter | None = None
         self._request_ids: RequestIDs
@@ -259,7 +262,7 @@ class RaftMember:
         snapshot_image.recover(cfg.db_dir)
         self.backend = Backend(cfg.db_dir, self.keyring)
         self.store = MVCCStore(self.backend, self.op_counters)
-        self.applier = Applier(self.store)
+        self.applier = Applier(self.store, self.tokens)
         self.quota = BackendQuota(lambda: self.backend, self.config.quota_backend_bytes)
         self.watches = WatchHub(self.store)
         # --initial-cluster-state existing: this member was added with `member add` and joins
@@ -834,7 +837,7 @@ class RaftMember:
             started = time.monotonic()
             request = InternalRequest.FromString(entry.data)
             try:
-                outcome: Applied | EtcdError = self._apply_request(request)
+                outcome: Applied | EtcdError = self._apply_request(request, entry.index)
             except EtcdError as error:
                 outcome = error
             else:
@@ -997,10 +1000,10 @@ class RaftMember:
                 raise ErrTimeoutLeaderTransfer()
             await asyncio.sleep(self.cluster.heartbeat_interval_ms / 1000)
 
-    def _apply_request(self, request: InternalRequest) -> Applied:
+    def _apply_request(self, request: InternalRequest, index: int) -> Applied:
         if request.WhichOneof("request") == "member_attributes":
             return self.membership.apply_attributes(request.member_attributes)
-        applied = self.applier.apply(request)
+        applied = self.applier.apply(request, index)
         if applied.compaction is not None:
             # Queued now, run after this group's flush (the deleter yields first).
             self._compactions.schedule(self.store, *applied.compaction)
@@ -1207,7 +1210,7 @@ class RaftMember:
         snapshot_image.swap_in(incoming, cfg.db_dir)
         self.backend = Backend(cfg.db_dir, self.keyring)
         self.store = MVCCStore(self.backend, self.op_counters)
-        self.applier = Applier(self.store)
+        self.applier = Applier(self.store, self.tokens)
         self.watches.swap(self.store)
         self.membership = Membership.open(
             self.store, cfg.initial_cluster, cfg.initial_cluster_token, seed=False
@@ -1387,6 +1390,18 @@ class RaftMember:
                 await asyncio.wait_for(applied, self.cluster.request_timeout_s)
             except TimeoutError:
                 raise ErrTimeout() from None
+
+    async def wait_applied(self, index: int) -> None:
+        """Wait until this member has applied `index` (a token issued through another member
+        names the index that created it); ErrTimeout after the request timeout."""
+        if self.store.applied_index >= index:
+            return
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._applied_waiters.append((index, applied))
+        try:
+            await asyncio.wait_for(applied, self.cluster.request_timeout_s)
+        except TimeoutError:
+            raise ErrTimeout() from None
 
     async def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
         if not request.serializable:

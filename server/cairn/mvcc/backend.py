@@ -28,6 +28,7 @@ HISTORY = b"r"  # revision -> record (kind byte + mvccpb.KeyValue)
 META = b"m"  # name -> value
 MEMBERS = b"c"  # member ID (8 bytes, big-endian) -> member record (cairn.member.membership)
 ALARMS = b"a"  # member ID (8 bytes, big-endian) + alarm type (4 bytes, big-endian) -> b""
+AUTH = b"u"  # users, roles, enabled flag, auth revision (cairn.member.auth_store)
 LEASES = b"l"  # lease ID (8 bytes, big-endian, signed) -> cairnpb.LeaseRecord (cairn.mvcc.lease)
 
 SEALED = HISTORY  # the prefix whose values are sealed when a key is active
