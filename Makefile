@@ -48,7 +48,7 @@ render: venv
 	$(CAIRN) render
 
 cluster: venv
-	$(CAIRN) dev --dir $(CLUSTER_DIR) $(if $(TLS),--tls)
+	$(CAIRN) dev --dir $(CLUSTER_DIR) $(if $(PLAINTEXT),--no-tls)
 
 bench: venv system-deps
 	$(CAIRN) bench --against-etcd

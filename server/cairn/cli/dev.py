@@ -2,8 +2,10 @@
 
 Each member is its own `cairn serve` process, so an operator can kill -9 one and watch the
 others elect a new leader, exactly as on real machines. Ctrl-C (or SIGTERM) stops them all.
-With --tls, `cairn pki` certificates in <dir>/pki/ secure both ports (client certificates
-required), as an operator would run them.
+By default `cairn pki` certificates in <dir>/pki/ secure both ports (client certificates
+required), as an operator should run them; --no-tls runs them in plaintext. A directory keeps
+the transport it was first started with (the members stored their peer URLs in their logs),
+so switching is refused with a hint instead of leaving members that cannot reach each other.
 """
 
 from __future__ import annotations
@@ -60,6 +62,23 @@ def _tls_flags(layout: pki.Layout, name: str) -> list[str]:
     ]
 
 
+TRANSPORT_FILE = "transport"
+"""In the dev directory: `https` or `http`, the scheme its members were first started with."""
+
+
+def recorded_scheme(base: Path, names: list[str]) -> str | None:
+    """The scheme a dev directory's members use, or None for a directory without members.
+
+    Directories made before the marker file existed are recognised by what they hold: a pki/
+    folder meant --tls, member data without one meant plaintext (the old default)."""
+    marker = base / TRANSPORT_FILE
+    if marker.exists():
+        return marker.read_text().strip()
+    if not any((base / name).exists() for name in names):
+        return None
+    return "https" if (base / "pki").exists() else "http"
+
+
 def main(args: argparse.Namespace) -> int:
     count = args.members
     if count not in (1, 3, 5):
@@ -70,6 +89,17 @@ def main(args: argparse.Namespace) -> int:
     names = [f"m{i + 1}" for i in range(count)]
     ports = {name: _ports(i, args.client_port) for i, name in enumerate(names)}
     scheme = "https" if args.tls else "http"
+    recorded = recorded_scheme(base, names)
+    if recorded is not None and recorded != scheme:
+        wanted, kept = ("TLS", "plaintext") if args.tls else ("plaintext", "TLS")
+        flag = "--no-tls (make cluster PLAINTEXT=1)" if args.tls else "--tls (make cluster)"
+        print(
+            f"cairn dev: {base}/ holds a cluster started with {kept} peer URLs and cannot switch "
+            f"to {wanted}; start it with {flag}, or remove {base}/ for a fresh cluster",
+            file=sys.stderr,
+        )
+        return 2
+    (base / TRANSPORT_FILE).write_text(scheme + "\n")
     layout = _dev_pki(base.resolve() / "pki", names) if args.tls else None
     initial = ",".join(f"{n}={scheme}://127.0.0.1:{peer}" for n, (_, peer) in ports.items())
     children: dict[str, subprocess.Popen[bytes]] = {}

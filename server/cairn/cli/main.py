@@ -80,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--members", type=int, default=3, help="1, 3 or 5 members")
     dev.add_argument(
         "--tls",
-        action="store_true",
-        help="TLS on client and peer ports, certificates from `cairn pki` in DIR/pki",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TLS on client and peer ports, certificates from `cairn pki` in DIR/pki "
+        "(the default; --no-tls runs both ports in plaintext)",
     )
     from cairn.cli import dev_monitoring
 
