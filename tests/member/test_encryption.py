@@ -8,10 +8,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from tests.observe.exposition import parse
 from tests.sealing.keys import secret, write_key_file
 
+from cairn.api.rpc_stats import RpcStats
 from cairn.member.config import MemberConfig
 from cairn.member.raft_member import ClusterSettings, RaftMember
+from cairn.observe.member_metrics import connect_member
+from cairn.observe.registry import MetricsRegistry
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
 
@@ -118,3 +122,37 @@ def test_a_malformed_key_file_keeps_the_keys_in_use(tmp_path: Path) -> None:
         assert (member.keyring.active, member.keyring.key_ids) == ("k1", {"k1"})
 
     run(tmp_path, scenario)
+
+
+def test_rotation_progress_is_exported_as_cairn_encryption_metrics(tmp_path: Path) -> None:
+    async def scenario(member: RaftMember, key_file: Path) -> None:
+        encryption = member.encryption
+        assert encryption is not None
+        registry = MetricsRegistry()
+        connect_member(registry, member, RpcStats(), dict)
+
+        def scrape() -> dict[str, float]:
+            families = parse(registry.exposition().decode())
+            return {name: families[name].value() for name in ENCRYPTION_METRICS}
+
+        write_key_file(key_file, "k2", {"k1": K1, "k2": K2})
+        assert encryption.reload("test")
+        pending = scrape()
+        assert pending["cairn_encryption_enabled"] == 1
+        assert pending["cairn_encryption_reencryption_complete"] == 0
+        assert pending["cairn_encryption_records_remaining"] != 0  # -1 counting, or > 0
+        await until(lambda: encryption.progress().complete)
+        done = scrape()
+        assert done["cairn_encryption_reencryption_complete"] == 1
+        assert done["cairn_encryption_records_remaining"] == 0
+        assert done["cairn_encryption_records_resealed_total"] >= RECORDS
+
+    run(tmp_path, scenario)
+
+
+ENCRYPTION_METRICS = (
+    "cairn_encryption_enabled",
+    "cairn_encryption_records_remaining",
+    "cairn_encryption_records_resealed_total",
+    "cairn_encryption_reencryption_complete",
+)
