@@ -13,6 +13,7 @@ NOT_FOUND = "NOT_FOUND"
 RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
 UNAVAILABLE = "UNAVAILABLE"
 FAILED_PRECONDITION = "FAILED_PRECONDITION"
+DATA_LOSS = "DATA_LOSS"
 
 
 class EtcdError(Exception):
@@ -80,6 +81,11 @@ class ErrLeaseTTLTooLarge(EtcdError):
 
 class ErrNoSpace(EtcdError):
     code, text = RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"
+
+
+class ErrCorrupt(EtcdError):
+    # What etcd 3.4.23 answers every write while a CORRUPT alarm is active (checked live).
+    code, text = DATA_LOSS, "etcdserver: corrupt cluster"
 
 
 class ErrStopped(EtcdError):
@@ -167,3 +173,96 @@ class ErrBadLeaderTransferee(EtcdError):
 
 class ErrTimeoutLeaderTransfer(EtcdError):
     code, text = UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long"
+
+
+class ErrSnapshotAborted(EtcdError):
+    """cairn's own: the member's database was replaced (an image from the leader swapped in)
+    while a Maintenance.Snapshot stream read it. Retrying takes a new snapshot."""
+
+    code, text = UNAVAILABLE, "etcdserver: snapshot aborted: the database was replaced; retry"
+
+
+# Auth errors, with the codes and texts etcd 3.4.23 answers (checked with etcdctl and gRPC).
+PERMISSION_DENIED = "PERMISSION_DENIED"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+
+
+class ErrRootUserNotExist(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: root user does not exist"
+
+
+class ErrRootRoleNotExist(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: root user does not have root role"
+
+
+class ErrUserAlreadyExist(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: user name already exists"
+
+
+class ErrUserEmpty(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: user name is empty"
+
+
+class ErrUserNotFound(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: user name not found"
+
+
+class ErrRoleAlreadyExist(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: role name already exists"
+
+
+class ErrRoleNotFound(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: role name not found"
+
+
+class ErrRoleEmpty(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: role name is empty"
+
+
+class ErrAuthFailed(EtcdError):
+    code, text = (
+        INVALID_ARGUMENT,
+        "etcdserver: authentication failed, invalid user ID or password",
+    )
+
+
+class ErrPermissionDenied(EtcdError):
+    code, text = PERMISSION_DENIED, "etcdserver: permission denied"
+
+
+class ErrRoleNotGranted(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: role is not granted to the user"
+
+
+class ErrPermissionNotGranted(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: permission is not granted to the role"
+
+
+class ErrAuthNotEnabled(EtcdError):
+    code, text = FAILED_PRECONDITION, "etcdserver: authentication is not enabled"
+
+
+class ErrInvalidAuthToken(EtcdError):
+    code, text = UNAUTHENTICATED, "etcdserver: invalid auth token"
+
+
+class ErrInvalidAuthMgmt(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: invalid auth management"
+
+
+class ErrAuthOldRevision(EtcdError):
+    code, text = INVALID_ARGUMENT, "etcdserver: revision of auth store is old"
+
+
+class ErrPermissionNotGiven(EtcdError):
+    # etcd 3.5's answer to a grant without a permission (etcd 3.4.23 crashes on it).
+    code, text = INVALID_ARGUMENT, "etcdserver: permission not given"
+
+
+def unmapped_auth_error(error: EtcdError) -> EtcdError:
+    """The error as etcd 3.4's Maintenance service answers it: the auth package's own error,
+    never mapped to a gRPC status, so code Unknown and `auth: ...` (e.g. `auth: permission
+    denied` for a non-root `endpoint hashkv` or `defrag`)."""
+    unmapped = EtcdError("auth: " + error.message.removeprefix("etcdserver: "))
+    unmapped.code = "UNKNOWN"
+    return unmapped

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from cairn.go_duration import GoDurationError, parse_go_duration
+from cairn.member import auto_compaction
+from cairn.member.auto_compaction import AutoCompaction
 from cairn.member.config import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
@@ -23,6 +26,7 @@ from cairn.member.config import (
     DEFAULT_SNAPSHOT_COUNT,
     MemberConfig,
 )
+from cairn.member.passwords import MAX_BCRYPT_COST, MIN_BCRYPT_COST
 from cairn.pki.tls import TLSFiles
 
 log = logging.getLogger("cairn.config")
@@ -35,6 +39,14 @@ DEFAULT_INITIAL_CLUSTER = f"{DEFAULT_NAME}={DEFAULT_PEER_URL}"
 
 class ConfigError(Exception):
     """A configuration an operator must fix; the message says what and where."""
+
+    exit_code = 2  # a flag that does not parse (etcd's flag package exits 2 as well)
+
+
+class ConfigCheckError(ConfigError):
+    """Flags that parse but do not make sense together or as values (etcd exits 1)."""
+
+    exit_code = 1
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -63,6 +75,8 @@ class Flag:
     help: str
     hidden: bool = False
     """Left out of --help (test-only flags)."""
+    own_env: str = ""
+    """The environment variable of a flag etcd does not have (CAIRN_*), instead of ETCD_*."""
 
     @property
     def dest(self) -> str:
@@ -70,7 +84,7 @@ class Flag:
 
     @property
     def env(self) -> str:
-        return "ETCD_" + self.dest.upper()
+        return self.own_env or "ETCD_" + self.dest.upper()
 
 
 FLAGS: list[Flag] = [
@@ -90,6 +104,13 @@ FLAGS: list[Flag] = [
     ),
     Flag("initial-cluster-token", str, "etcd-cluster", "initial cluster token for bootstrap"),
     Flag("initial-cluster-state", str, "new", "initial cluster state ('new' or 'existing')"),
+    Flag(
+        "force-new-cluster",
+        bool,
+        False,
+        "force to create a new one-member cluster from this member's data (quorum loss: the "
+        "other members are removed from its configuration; see docs/disaster-recovery.md)",
+    ),
     Flag(
         "max-request-bytes", int, DEFAULT_MAX_REQUEST_BYTES, "maximum client request size in bytes"
     ),
@@ -128,6 +149,61 @@ FLAGS: list[Flag] = [
         "10m0s",
         "duration of periodic watch progress notifications (Go duration, e.g. 10m0s)",
     ),
+    Flag(
+        "listen-metrics-urls",
+        str,
+        "",
+        "additional URLs to serve /metrics, /health, /livez, /readyz and /version on "
+        "(https uses the client TLS settings)",
+    ),
+    Flag(
+        "metrics",
+        str,
+        "basic",
+        "'basic' or 'extensive' (adds the gRPC handling-latency histogram)",
+    ),
+    Flag(
+        "auth-token",
+        str,
+        "simple",
+        "auth token type: 'simple' (random tokens, kept by every member); 'jwt' is not built",
+    ),
+    Flag("auth-token-ttl", int, 300, "seconds a simple token lives without being used"),
+    Flag("bcrypt-cost", int, 10, "bcrypt cost of the stored password hashes (4-31)"),
+    Flag(
+        "auto-compaction-mode",
+        str,
+        "periodic",
+        "interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for "
+        "duration based retention, defaulting to hours if no time unit is provided "
+        "(e.g. '5m'). 'revision' for revision number based retention",
+    ),
+    Flag(
+        "auto-compaction-retention",
+        str,
+        "0",
+        "auto compaction retention for mvcc key value store; 0 means disable auto compaction",
+    ),
+    Flag(
+        "experimental-test-revision-compaction-interval",
+        str,
+        "5m0s",
+        "TEST-ONLY: how often revision-mode auto-compaction checks (etcd: a fixed 5 minutes)",
+        hidden=True,
+    ),
+    Flag(
+        "experimental-initial-corrupt-check",
+        bool,
+        False,
+        "check the data against the peers' before serving clients; refuse to start on a mismatch",
+    ),
+    Flag(
+        "experimental-corrupt-check-time",
+        str,
+        "0s",
+        "duration between the leader's corruption checks (raise the CORRUPT alarm on a "
+        "mismatch); 0s disables them",
+    ),
     Flag("log-level", str, "info", "debug, info, warn, error, panic or fatal"),
     Flag("logger", str, "zap", "accepted for etcd compatibility; cairn logs plain text lines"),
     Flag(
@@ -151,12 +227,21 @@ FLAGS: list[Flag] = [
     Flag("peer-trusted-ca-file", str, "", "path to the peer server TLS trusted CA file"),
     Flag("peer-client-cert-auth", bool, False, "require peer certificates on https peer URLs"),
     Flag(
+        "encryption-key-file",
+        str,
+        "",
+        "cairn's own: YAML file of AES keys (ids, base64 secrets) and the active one; "
+        "stored values and WAL entries are sealed with AES-GCM (README: Encryption at rest)",
+        own_env="CAIRN_ENCRYPTION_KEY_FILE",
+    ),
+    Flag(
         "experimental-test-faults-file",
         str,
         "",
         "TEST-ONLY fault injection, never for production: a file polled every 50 ms that lists "
         "the peer member IDs (hex, one per line) whose traffic this member drops in both "
-        "directions; a missing or empty file heals every link (cairn.cli.fault_file)",
+        "directions, and `wal-fsync-delay <duration>` lines that slow every WAL fsync; a "
+        "missing or empty file heals every link and removes the delay (cairn.cli.fault_file)",
         hidden=True,
     ),
 ]
@@ -182,8 +267,17 @@ class ServeConfig:
     election_timeout_ms: int = 1000
     snapshot_catch_up_entries: int = DEFAULT_SNAPSHOT_CATCH_UP_ENTRIES
     watch_progress_notify_interval_s: float = 600.0
+    listen_metrics_urls: list[str] = field(default_factory=list)
+    """--listen-metrics-urls: where the HTTP endpoints are served (none when empty)."""
+    extensive_metrics: bool = False
+    """--metrics=extensive: also export grpc_server_handling_seconds."""
     test_faults_file: str = ""
     """TEST-ONLY: --experimental-test-faults-file; empty means no fault injection at all."""
+    auto_compaction: AutoCompaction = field(default_factory=AutoCompaction)
+    """--auto-compaction-mode and --auto-compaction-retention."""
+    initial_corrupt_check: bool = False
+    corrupt_check_interval_s: float = 0.0
+    """--experimental-corrupt-check-time; 0 disables the periodic check."""
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -265,7 +359,15 @@ def _convert(flag: Flag, raw: object, where: str) -> object:
             return int(str(raw))
         except ValueError:
             raise ConfigError(f"invalid value {raw!r} for {where}: want an integer") from None
+    if flag.name in _GO_DURATION_FLAGS and isinstance(raw, int) and not isinstance(raw, bool):
+        return f"{raw}ns"  # etcd's YAML holds a Go duration as its nanoseconds
     return str(raw)
+
+
+# Duration flags read with Go's duration syntax (a bare number is an error on the command line).
+_GO_DURATION_FLAGS = frozenset(
+    ("experimental-corrupt-check-time", "experimental-test-revision-compaction-interval")
+)
 
 
 def _read_config_file(path: str) -> dict[str, object]:
@@ -361,6 +463,24 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
     catch_up = int(_get(values, "experimental-snapshot-catchup-entries"))  # type: ignore[call-overload]
     if catch_up < 0:
         raise ConfigError("--experimental-snapshot-catchup-entries must not be negative")
+    metrics_level = str(_get(values, "metrics"))
+    if metrics_level not in ("basic", "extensive"):
+        raise ConfigError(f"--metrics: {metrics_level!r} must be 'basic' or 'extensive'")
+    metrics_urls_raw = str(_get(values, "listen-metrics-urls"))
+    auth_token = str(_get(values, "auth-token"))
+    if auth_token.split(",", 1)[0] != "simple":
+        raise ConfigError(
+            f"--auth-token: {auth_token!r}: cairn only has simple tokens ('jwt' is not built)"
+        )
+    token_ttl = int(_get(values, "auth-token-ttl"))  # type: ignore[call-overload]
+    if token_ttl <= 0:
+        raise ConfigError("--auth-token-ttl must be positive")
+    bcrypt_cost = int(_get(values, "bcrypt-cost"))  # type: ignore[call-overload]
+    if not MIN_BCRYPT_COST <= bcrypt_cost <= MAX_BCRYPT_COST:
+        raise ConfigError(
+            f"--bcrypt-cost: {bcrypt_cost} is outside bcrypt's range "
+            f"[{MIN_BCRYPT_COST}, {MAX_BCRYPT_COST}]"
+        )
     member = MemberConfig(
         name=name,
         data_dir=data_dir,
@@ -371,6 +491,10 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         max_txn_ops=int(_get(values, "max-txn-ops")),  # type: ignore[call-overload]
         snapshot_count=int(_get(values, "snapshot-count")),  # type: ignore[call-overload]
         quota_backend_bytes=int(_get(values, "quota-backend-bytes")),  # type: ignore[call-overload]
+        auth_token_ttl_s=token_ttl,
+        bcrypt_cost=bcrypt_cost,
+        force_new_cluster=bool(_get(values, "force-new-cluster")),
+        encryption_key_file=str(_get(values, "encryption-key-file")),
     )
     return ServeConfig(
         member=member,
@@ -393,8 +517,36 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
             str(_get(values, "experimental-watch-progress-notify-interval")),
             "experimental-watch-progress-notify-interval",
         ),
+        listen_metrics_urls=(
+            split_urls(metrics_urls_raw, "listen-metrics-urls") if metrics_urls_raw else []
+        ),
+        extensive_metrics=metrics_level == "extensive",
         test_faults_file=str(_get(values, "experimental-test-faults-file")),
+        auto_compaction=_auto_compaction(values),
+        initial_corrupt_check=bool(_get(values, "experimental-initial-corrupt-check")),
+        corrupt_check_interval_s=_go_duration_flag(values, "experimental-corrupt-check-time"),
     )
+
+
+def _go_duration_flag(values: Mapping[str, object], name: str) -> float:
+    """A duration flag etcd parses with Go's flag package (its error text), in seconds."""
+    raw = str(_get(values, name))
+    try:
+        nanos = parse_go_duration(raw)
+    except GoDurationError:
+        raise ConfigError(f'invalid value "{raw}" for flag -{name}: parse error') from None
+    return max(0, nanos) / 1e9
+
+
+def _auto_compaction(values: Mapping[str, object]) -> AutoCompaction:
+    try:
+        return auto_compaction.parse(
+            str(_get(values, "auto-compaction-mode")),
+            str(_get(values, "auto-compaction-retention")),
+            _go_duration_flag(values, "experimental-test-revision-compaction-interval"),
+        )
+    except auto_compaction.AutoCompactionError as error:
+        raise ConfigCheckError(str(error)) from None
 
 
 def _tls_files(values: Mapping[str, object], prefix: str) -> TLSFiles:

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from cairn.errors import (
     ErrCompacted,
+    ErrCorrupt,
     ErrFutureRev,
     ErrKeyNotFound,
     ErrLeaseExist,
@@ -22,6 +23,9 @@ from cairn.errors import (
     ErrNoSpace,
 )
 from cairn.member.alarms import AlarmTable
+from cairn.member.auth_checks import check_applied
+from cairn.member.auth_store import AUTH_KINDS, AuthStore
+from cairn.member.auth_tokens import SimpleTokens
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore, RangeResult, TxnChanges, WriteTxn
 from cairn.proto import rpc_pb2 as pb
@@ -104,6 +108,13 @@ def do_range(view: ReadView, r: pb.RangeRequest) -> pb.RangeResponse:
     return response
 
 
+# What a CORRUPT alarm refuses at apply time: every request kind that changes the keyspace
+# or the leases (etcd's corrupt applier). Alarms still apply, so the alarm can be disarmed;
+# reads and read-only txns never reach the applier's write path and keep working.
+REFUSED_WHEN_CORRUPT = frozenset(
+    ("put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke")
+)
+
 # etcd's upper bound on a granted TTL, in seconds (lease.MaxLeaseTTL).
 MAX_LEASE_TTL = 9_000_000_000
 
@@ -120,11 +131,13 @@ class Applied:
 class Applier:
     """Applies committed requests to the store."""
 
-    def __init__(self, store: MVCCStore) -> None:
+    def __init__(self, store: MVCCStore, tokens: SimpleTokens | None = None) -> None:
         self.store = store
         # The store owns the lease table: its writes move attachments, its flushes persist it.
         self.leases = store.leases
         self.alarms = AlarmTable(store)
+        # Tokens are the member's (they outlive a swapped-in image); users and roles the store's.
+        self.auth = AuthStore(store, tokens if tokens is not None else SimpleTokens())
 
     # ---- reads -----------------------------------------------------------------------
 
@@ -133,18 +146,28 @@ class Applier:
 
     def readonly_txn(self, r: pb.TxnRequest) -> pb.TxnResponse:
         """A txn with no writes anywhere in it: served like a read, without the log."""
+        counters = self.store.counters
+        ranges_before = counters.ranges
         path = self._compare_path(self.store, r)
         self._check_ranges(r, path)
         response = pb.TxnResponse()
         self._run_txn(self.store, r, path, response)
         response.header.revision = self.store.current_rev
+        if counters.ranges - ranges_before > 1:
+            counters.txns += 1  # as a write txn's end() counts one with several operations
         return response
 
     # ---- writes ----------------------------------------------------------------------
 
-    def apply(self, request: InternalRequest) -> Applied:
-        """Apply one committed KV request (the kinds every member type replicates)."""
+    def apply(self, request: InternalRequest, index: int = 0) -> Applied:
+        """Apply one committed request (the kinds every member type replicates) at log
+        `index`; when auth is enabled, the request's user must be allowed to make it."""
         kind = request.WhichOneof("request")
+        if kind in REFUSED_WHEN_CORRUPT and self.alarms.has(pb.CORRUPT):
+            raise ErrCorrupt()
+        check_applied(self.auth, self.leases, request)
+        if kind in AUTH_KINDS:
+            return Applied(self.auth.apply(request, index))
         if kind == "put":
             return self.put(request.put)
         if kind == "delete_range":

@@ -32,7 +32,7 @@ from cairn.mvcc.lease import LeaseStore
 from cairn.mvcc.store import MVCCStore
 from cairn.peer import Transport
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto.internal_pb2 import Forwarded, ForwardedAnswer, InternalRequest
+from cairn.proto.internal_pb2 import Forwarded, ForwardedAnswer, InternalRequest, RequestHeader
 
 log = logging.getLogger("cairn.lessor")
 
@@ -108,6 +108,8 @@ class Lessor:
         self._seen: tuple[LeaseStore | None, int] = (None, -1)
         self._revoking: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.renewed_total = 0  # keep-alives this member answered as leader
+        self.expired_total = 0  # leases whose expiry this member revoked
 
     # ---- leadership ------------------------------------------------------------------
 
@@ -193,8 +195,14 @@ class Lessor:
         if self.primary and lease_id not in self._deadlines:
             self._deadlines[lease_id] = self._clock() + ttl
 
-    async def revoke(self, lease_id: int) -> pb.LeaseRevokeResponse:
+    async def revoke(
+        self, lease_id: int, header: RequestHeader | None = None
+    ) -> pb.LeaseRevokeResponse:
+        """Revoke for a client (`header` names its user, checked when applied) or, with
+        `header.internal`, for the leader's own expiry, which auth never stops."""
         request = InternalRequest(lease_revoke=pb.LeaseRevokeRequest(ID=lease_id))
+        if header is not None:
+            request.header.CopyFrom(header)
         applied = await self._host.propose(request)
         self._deadlines.pop(lease_id, None)
         response: pb.LeaseRevokeResponse = applied.response  # type: ignore[assignment]
@@ -222,6 +230,7 @@ class Lessor:
         if deadline <= now or lease_id in self._revoking:
             raise ErrLeaseNotFound()
         self._deadlines[lease_id] = now + ttl
+        self.renewed_total += 1
         return ttl
 
     async def time_to_live(self, lease_id: int) -> TimeToLive:
@@ -330,7 +339,8 @@ class Lessor:
 
     async def _revoke_expired(self, lease_id: int) -> None:
         try:
-            await self.revoke(lease_id)
+            await self.revoke(lease_id, RequestHeader(internal=True))
+            self.expired_total += 1
             log.debug("lessor: lease %x expired and was revoked", lease_id)
         except ErrLeaseNotFound:
             self._deadlines.pop(lease_id, None)  # revoked meanwhile by a client

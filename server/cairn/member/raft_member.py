@@ -24,6 +24,10 @@ the in-memory log is compacted but for a catch-up margin and older WAL segments 
 A plyvel snapshot handle taken at that index is the image a follower too far behind receives
 (`snapshot_image`); the receiver swaps it in for its LevelDB directory before Raft installs the
 snapshot.
+
+Encryption at rest (`--encryption-key-file`): the member loads the keyring before it opens the
+WAL and LevelDB, which seal with it; `member.encryption` reloads it and re-encrypts in the
+background. Sealed records that no key in the file opens stop the start with an error.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ import contextlib
 import logging
 import random
 import shutil
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 
 import grpc
@@ -47,6 +52,7 @@ from cairn.errors import (
     ErrNoSpace,
     ErrNotLeader,
     ErrRequestTooLarge,
+    ErrSnapshotAborted,
     ErrStopped,
     ErrTimeout,
     ErrTimeoutDueToConnectionLost,
@@ -54,10 +60,20 @@ from cairn.errors import (
     ErrTimeoutLeaderTransfer,
     EtcdError,
 )
-from cairn.member import forwarding, join, snapshot_image, snapshot_meta
+from cairn.member import (
+    backup,
+    corruption,
+    force_new_cluster,
+    forwarding,
+    join,
+    snapshot_image,
+    snapshot_meta,
+)
 from cairn.member.applier import Applied, Applier
+from cairn.member.auth_tokens import SimpleTokens
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
+from cairn.member.encryption import Encryption
 from cairn.member.identity import Identity, member_id
 from cairn.member.lessor import Lessor
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
@@ -65,9 +81,10 @@ from cairn.member.quota import BackendQuota
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
 from cairn.member.snapshot_meta import SnapshotMeta
+from cairn.member.stats import MemberStats
 from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
-from cairn.mvcc.store import MVCCStore
+from cairn.mvcc.store import MVCCStore, OpCounters
 from cairn.mvcc.watch import WatchHub
 from cairn.peer import ClusterInfo, PeerFaults, PeerUnavailable, Transport
 from cairn.peer.credentials import ChannelCredentialsSource
@@ -92,6 +109,7 @@ from cairn.raft import (
     Snapshot,
     SnapshotMetadata,
 )
+from cairn.sealing import KeyFileError, Keyring, SealError, load_key_file
 from cairn.wal import WAL, SnapshotMarker
 from cairn.wal import Entry as WALEntry
 from cairn.wal import HardState as WALHardState
@@ -165,10 +183,14 @@ class RaftMember:
         self.store: MVCCStore
         self.applier: Applier
         self.quota: BackendQuota
+        self.keyring = Keyring.empty()
+        self.encryption: Encryption | None = None  # with --encryption-key-file
         self.watches: WatchHub  # fed by _apply; streams of the Watch service read from it
         self.node: RawNode
         self.transport: Transport
         self._storage = MemoryStorage()
+        # Auth tokens are this member's own (not replicated state): they survive an image swap.
+        self.tokens = SimpleTokens(config.auth_token_ttl_s)
         self._wal: WAL
         self._wal_writer: WALWriter | None = None
         self._request_ids: RequestIDs
@@ -199,9 +221,13 @@ class RaftMember:
         self.leader = 0
         self._leader_elected_at = float("-inf")  # loop time this member learned of its leader
         self._may_be_alone = True  # until the configuration at start is known
+        self._forcing_new_cluster = False  # until the forced removals are applied
         # The commit index at start: entries up to it are replayed from the WAL.
         self._replay_to = 0
         self._replayed: list[int] = []
+        # Counted here, exported by cairn.observe; both survive store swaps.
+        self.stats = MemberStats()
+        self.op_counters = OpCounters()
 
     # ---- life cycle ------------------------------------------------------------------
 
@@ -212,11 +238,31 @@ class RaftMember:
         return {member_id(urls, token): urls for urls in self.config.initial_cluster.values()}
 
     def open(self) -> None:
+        try:
+            self._open()
+        except SealError as error:
+            hint = (
+                f"(--encryption-key-file {self.config.encryption_key_file})"
+                if self.config.encryption_key_file
+                else "(no --encryption-key-file was given)"
+            )
+            raise RaftMemberError(
+                f"data dir {self.config.data_dir} holds sealed records this member cannot "
+                f"open {hint}: {error}"
+            ) from None
+
+    def _open(self) -> None:
         cfg = self.config
+        if cfg.encryption_key_file:
+            try:
+                self.keyring = load_key_file(cfg.encryption_key_file)
+            except KeyFileError as error:
+                raise RaftMemberError(str(error)) from None
+            self.encryption = Encryption(cfg.encryption_key_file, self.keyring, self)
         snapshot_image.recover(cfg.db_dir)
-        self.backend = Backend(cfg.db_dir)
-        self.store = MVCCStore(self.backend)
-        self.applier = Applier(self.store)
+        self.backend = Backend(cfg.db_dir, self.keyring)
+        self.store = MVCCStore(self.backend, self.op_counters)
+        self.applier = Applier(self.store, self.tokens)
         self.quota = BackendQuota(lambda: self.backend, self.config.quota_backend_bytes)
         self.watches = WatchHub(self.store)
         # --initial-cluster-state existing: this member was added with `member add` and joins
@@ -227,7 +273,10 @@ class RaftMember:
         )
         voters: tuple[int, ...] = ()
         if WAL.exists(cfg.wal_dir):
-            self._wal, replay = WAL.open(cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes)
+            self._wal, replay = WAL.open(
+                cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes, keyring=self.keyring
+            )
+            self._wal.on_fsync = self._observe_wal_fsync
             self.identity = Identity.from_bytes(replay.metadata)
             if self.identity.name != cfg.name:
                 raise RaftMemberError(
@@ -239,8 +288,12 @@ class RaftMember:
             entries = replay.entries
             if marker is not None:
                 entries = [e for e in entries if e.index > marker.index]
-            self._storage.append([_from_wal(e) for e in entries])
+            raft_entries = [_from_wal(e) for e in entries]
             hs = replay.hard_state or WALHardState(entries[-1].term if entries else 0, 0, 0)
+            if cfg.force_new_cluster:
+                forced, hs = self._force_new_cluster(raft_entries, hs, marker)
+                raft_entries += forced
+            self._storage.append(raft_entries)
             # Only committed entries are ever applied, so the applied index is committed even
             # when the hard state that said so was in a tail the WAL lost.
             commit = max(hs.commit, marker.index if marker is not None else 0)
@@ -256,6 +309,8 @@ class RaftMember:
                 self.store.applied_index,
             )
         else:
+            if cfg.force_new_cluster:
+                log.warning("--force-new-cluster is ignored: %s holds no data yet", cfg.data_dir)
             if cfg.name not in cfg.initial_cluster:
                 raise RaftMemberError(
                     f"couldn't find local name {cfg.name!r} in the initial cluster configuration"
@@ -267,8 +322,12 @@ class RaftMember:
                     cfg.name, cfg.initial_cluster, cfg.initial_cluster_token
                 )
             self._wal = WAL.create(
-                cfg.wal_dir, self.identity.to_bytes(), segment_bytes=cfg.wal_segment_bytes
+                cfg.wal_dir,
+                self.identity.to_bytes(),
+                segment_bytes=cfg.wal_segment_bytes,
+                keyring=self.keyring,
             )
+            self._wal.on_fsync = self._observe_wal_fsync
             # A joining member bootstraps no voters: Raft must learn the configuration from
             # the leader, or it would campaign in a cluster of its own making.
             voters = () if joining else tuple(sorted(self.peers))
@@ -380,6 +439,39 @@ class RaftMember:
         self._storage.apply_snapshot(Snapshot(metadata))
         return marker
 
+    def _force_new_cluster(
+        self, entries: list[Entry], hs: WALHardState, marker: SnapshotMarker | None
+    ) -> tuple[list[Entry], WALHardState]:
+        """--force-new-cluster: log the removal of every other member, committed and synced
+        before anything else happens (see cairn.member.force_new_cluster)."""
+        own = self.identity.member_id
+        members = force_new_cluster.members_after_log(
+            (m.ID for m in self.membership.members()), entries, self.store.applied_index
+        )
+        record = self.membership.get(own)
+        if own not in members or (record is not None and record.isLearner):
+            raise RaftMemberError(
+                f"--force-new-cluster: member {own:x} is not a voter of its own cluster "
+                "(removed, or a learner that may lack committed entries); it cannot carry on "
+                "alone"
+            )
+        last_index = self._wal.last_index
+        last_term = entries[-1].term if entries else (marker.term if marker is not None else 0)
+        term = max(hs.term, last_term)
+        forced = force_new_cluster.removal_entries(own, members, last_index, term)
+        commit = forced[-1].index if forced else last_index
+        hard = WALHardState(term, hs.vote, commit)
+        self._wal.save([_to_wal(e) for e in forced], hard)
+        self._forcing_new_cluster = True
+        log.warning(
+            "--force-new-cluster: member %x continues as a one-member cluster; removing "
+            "%s from its configuration (every entry up to index %d is applied)",
+            own,
+            ", ".join(f"{m:x}" for m in sorted(members - {own})) or "nobody",
+            commit,
+        )
+        return forced, hard
+
     def _sole_voter_snapshot(self, applied: int, last: int, term: int) -> SnapshotMeta:
         """A one-member cluster whose WAL lost a tail the state had already applied.
 
@@ -407,6 +499,25 @@ class RaftMember:
         self.backend.write_batch(snapshot_meta.records(self.backend, meta), sync=True)
         return meta
 
+    def _observe_wal_fsync(self, seconds: float) -> None:
+        # Looked up at each call: the exporter connects its histogram after open().
+        self.stats.observe_wal_fsync(seconds)
+
+    @property
+    def wal(self) -> WAL:
+        """The write-ahead log (its byte count and the TEST-ONLY fsync delay live there)."""
+        return self._wal
+
+    @property
+    def proposals_pending(self) -> int:
+        """Proposals from this member waiting to be applied (etcd_server_proposals_pending)."""
+        return len(self._waiters)
+
+    @property
+    def committed_index(self) -> int:
+        """The Raft commit index as this member knows it."""
+        return self.node.status().commit
+
     def _take_image_at_restart(self) -> None:
         """Have an image at the storage snapshot's index, which is what Raft will send.
 
@@ -428,6 +539,7 @@ class RaftMember:
         Order matters for a crash: the synced LevelDB batch (which carries the conf state)
         comes before the WAL marker, and segments are released only after the marker.
         """
+        started = time.monotonic()
         term = self._storage.term(index)
         conf = self.node.status().conf_state
         meta = SnapshotMeta(index, term, conf)
@@ -440,6 +552,7 @@ class RaftMember:
             self._storage.compact(keep_from)
         released = self._wal.release_before(index + 1)
         self._since_snapshot = 0
+        self.stats.observe_snapshot_save(time.monotonic() - started)
         log.info(
             "member %x: snapshot at index %d (term %d), log compacted to %d, %d WAL segments "
             "released",
@@ -478,6 +591,11 @@ class RaftMember:
             loop.create_task(self._tick(), name="cairn-raft-tick"),
             loop.create_task(self.lessor.run(), name="cairn-lessor"),
         ]
+        if self.encryption is not None:
+            self._tasks += [
+                loop.create_task(self.encryption.run(), name="cairn-reencrypt"),
+                loop.create_task(self.encryption.watch_file(), name="cairn-key-file"),
+            ]
         self._tasks[0].add_done_callback(self._on_loop_done)
         self._campaign_if_alone()
         self._wake.set()
@@ -490,9 +608,18 @@ class RaftMember:
         voters = set(self.node.status().conf_state.voters)
         if not voters:
             return
-        self._may_be_alone = False
-        if voters == {self.identity.member_id}:
+        alone = voters == {self.identity.member_id}
+        # --force-new-cluster: the other voters go once the forced removals are applied.
+        if alone or not self._forcing_new_cluster:
+            self._may_be_alone = False
+        if alone:
+            self._forcing_new_cluster = False
             self.node.campaign()
+
+    def spawn(self, work: Coroutine[object, object, None], name: str) -> None:
+        """Run `work` (an operator task: auto-compaction, corruption checks) for as long as
+        the member runs; stop() cancels it with the member's own tasks."""
+        self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
 
     def publish(self, client_urls: list[str]) -> None:
         """Announce name and client URLs through Raft until applied; stop() ends the retries."""
@@ -601,8 +728,13 @@ class RaftMember:
                     rd.soft_state.role.value,
                 )
                 if rd.soft_state.lead != 0:
+                    self.stats.leader_changes_seen_total += 1
                     self._new_leader()
             self.leader = rd.soft_state.lead
+        if rd.hard_state is not None:
+            # Raft's term, as etcd reports it: known now, before the fsync below, so a
+            # response never names this leader with the previous term.
+            self.term = rd.hard_state.term
         if rd.entries or rd.hard_state is not None:
             hard = rd.hard_state
             wal_hard = WALHardState(hard.term, hard.vote, hard.commit) if hard else None
@@ -619,13 +751,18 @@ class RaftMember:
                 self._storage.append(rd.entries)
             if hard is not None:
                 self._storage.set_hard_state(hard)
-                self.term = hard.term
         for message in rd.messages:
             if message.type is MessageType.SNAP:
                 task = asyncio.get_running_loop().create_task(self._send_snapshot(message))
                 self._snapshot_sends.add(task)
                 task.add_done_callback(self._snapshot_sends.discard)
             else:
+                if message.type is MessageType.HEARTBEAT and self.transport.peer_state(
+                    message.to
+                ) in (None, PeerState.DOWN):
+                    # etcd counts a heartbeat its transport could not take; ours drops them
+                    # while the peer's stream is down.
+                    self.stats.heartbeat_send_failures_total += 1
                 self.transport.send(message.to, encode_message(message))
         if rd.committed_entries:
             self._apply(rd.committed_entries)
@@ -645,6 +782,7 @@ class RaftMember:
         self._leader_elected_at = asyncio.get_running_loop().time()
         for future in self._reads.values():
             if not future.done():
+                self.stats.read_indexes_failed_total += 1
                 future.set_exception(ErrLeaderChanged())
         self._reads.clear()
 
@@ -696,14 +834,20 @@ class RaftMember:
                 if entry.term == self.term and self.is_leader:
                     self.lessor.promote()  # our own first entry: every earlier one is applied
                 continue  # a new leader's empty entry
+            started = time.monotonic()
             request = InternalRequest.FromString(entry.data)
             try:
-                outcome: Applied | EtcdError = self._apply_request(request)
+                outcome: Applied | EtcdError = self._apply_request(request, entry.index)
             except EtcdError as error:
                 outcome = error
+            else:
+                self._count_lease_change(request)
+            self.stats.applied_in(time.monotonic() - started)
             outcomes.append((request.header.ID, outcome))
         last = entries[-1].index
+        started = time.monotonic()
         self.store.flush(last)
+        self.stats.observe_backend_commit(time.monotonic() - started)
         self.watches.notify(o.changes for _, o in outcomes if isinstance(o, Applied))
         if self._replay_to:
             self._log_replay(entries[0].index, last)
@@ -719,6 +863,13 @@ class RaftMember:
         self._since_snapshot += len(entries)
         if self._since_snapshot >= self.config.snapshot_count:
             self._snapshot(last)
+
+    def _count_lease_change(self, request: InternalRequest) -> None:
+        kind = request.WhichOneof("request")
+        if kind == "lease_grant":
+            self.stats.lease_granted_total += 1
+        elif kind == "lease_revoke":
+            self.stats.lease_revoked_total += 1
 
     def _log_replay(self, first: int, last: int) -> None:
         """Say once how many WAL entries a restart applied again (the state was behind)."""
@@ -814,7 +965,12 @@ class RaftMember:
         """The peer transport's `on_forward`: answer what a follower forwarded to us."""
         request = Forwarded.FromString(payload)
         try:
-            if request.WhichOneof("request") == "member_promote":
+            if request.WhichOneof("request") == "hash_kv":
+                # Any member answers for itself: the leader's corruption check asks everyone.
+                header = pb.ResponseHeader()
+                self.fill_header(header)
+                answer = corruption.answer_hash_kv(self.store, request.hash_kv, header)
+            elif request.WhichOneof("request") == "member_promote":
                 if not self.is_leader:
                     raise ErrNotLeader()
                 await self.promote_learner(request.member_promote.ID)
@@ -844,10 +1000,35 @@ class RaftMember:
                 raise ErrTimeoutLeaderTransfer()
             await asyncio.sleep(self.cluster.heartbeat_interval_ms / 1000)
 
-    def _apply_request(self, request: InternalRequest) -> Applied:
+    async def hand_over_leadership(self) -> None:
+        """Before a clean stop, give leadership to the most caught-up reachable voter.
+
+        As etcd does on shutdown: the cluster then keeps a leader through a rolling restart
+        instead of waiting an election timeout for the stopped leader to be missed. Best
+        effort: with no reachable voter, or when the transfer times out, the member just stops.
+        """
+        if not self.is_leader:
+            return
+        status = self.node.status()
+        own = self.identity.member_id
+        candidates = [
+            (progress.match, voter)
+            for voter, progress in status.progress.items()
+            if voter != own and voter in status.conf_state.voters and self._reaches(voter)
+        ]
+        if not candidates:
+            return
+        _, target = max(candidates)
+        log.info("stopping: handing leadership to %x", target)
+        try:
+            await self.move_leader(target)
+        except EtcdError as error:
+            log.warning("stopping without handing over leadership: %s", error)
+
+    def _apply_request(self, request: InternalRequest, index: int) -> Applied:
         if request.WhichOneof("request") == "member_attributes":
             return self.membership.apply_attributes(request.member_attributes)
-        applied = self.applier.apply(request)
+        applied = self.applier.apply(request, index)
         if applied.compaction is not None:
             # Queued now, run after this group's flush (the deleter yields first).
             self._compactions.schedule(self.store, *applied.compaction)
@@ -866,6 +1047,15 @@ class RaftMember:
         """
         while self._images_sending:
             await asyncio.sleep(0.05)
+        started = time.monotonic()
+        self.stats.defrag_inflight = 1
+        try:
+            self._defragment_now()
+        finally:
+            self.stats.defrag_inflight = 0
+            self.stats.observe_defrag(time.monotonic() - started)
+
+    def _defragment_now(self) -> None:
         target = f"{self.config.db_dir}{snapshot_image.INCOMING}defrag"
         shutil.rmtree(target, ignore_errors=True)
         before = self.backend.size_on_disk()
@@ -884,6 +1074,77 @@ class RaftMember:
             before,
             self.backend.size_on_disk(),
         )
+
+    # ---- encryption at rest (cairn.member.encryption's host) ----------------------------
+
+    def wal_key_ids(self) -> set[str | None]:
+        return self._wal.key_ids_in_use()
+
+    def rekey_wal(self, switch: Callable[[], None]) -> None:
+        self._wal.rekey(switch)
+
+    def refresh_after_reencryption(self) -> None:
+        """After the re-encryption pass: let go of everything older keys still sealed.
+
+        A new Raft snapshot at the applied index takes a new image (the old LevelDB snapshot
+        handle still reads records as they were sealed before) and writes a WAL marker, which
+        starts a new segment after a rekey, then releases the segments it covers. With
+        nothing applied since the last snapshot, the same index is marked again instead.
+        """
+        applied = self.store.applied_index
+        snapshot = self._storage.snapshot()
+        if applied > snapshot.index:
+            self._snapshot(applied)
+            return
+        if snapshot.index:
+            self._wal.save_snapshot(SnapshotMarker(index=snapshot.index, term=snapshot.term))
+            self._wal.release_before(snapshot.index + 1)
+        if self._image is not None and self._image[0] == applied:
+            self._image = (applied, self.backend.db.snapshot())
+
+    @contextlib.asynccontextmanager
+    async def backup(self) -> AsyncIterator[backup.BackupSource]:
+        """A backup of this member's state (Maintenance.Snapshot), at one applied index.
+
+        The LevelDB snapshot handle is taken between two applied groups (the Ready loop
+        applies and flushes a group without yielding), so it holds exactly the state at the
+        applied index it records, while writes go on. Counted as an image stream, so a
+        defragmentation waits for it; a member stopping, or swapping in a leader's image,
+        closes the old files under it and the stream fails rather than reading a mix.
+        """
+        if self._stopping:
+            raise ErrStopped()
+        handle = self.backend.db.snapshot()
+        self._images_sending += 1
+        try:
+            try:
+                source = await backup.prepare(
+                    handle,
+                    self.identity.name,
+                    self.identity.member_id,
+                    self.identity.cluster_id,
+                    self.term,
+                )
+                log.info(
+                    "member %x: sending a snapshot at applied index %d, revision %d (%d "
+                    "records, %d bytes)",
+                    self.identity.member_id,
+                    source.meta.applied_index,
+                    source.meta.revision,
+                    source.meta.record_count,
+                    source.content_bytes,
+                )
+                yield source
+            except RuntimeError as closed:
+                if "closed" not in str(closed):  # plyvel's text for a closed database
+                    raise
+                if self._stopping:
+                    raise ErrStopped() from None
+                raise ErrSnapshotAborted() from closed
+        finally:
+            self._images_sending -= 1
+            with contextlib.suppress(RuntimeError):
+                handle.close()
 
     async def wait_compaction(self, rev: int) -> None:
         """Physical compaction: wait until the dropped history is deleted on this member."""
@@ -906,7 +1167,8 @@ class RaftMember:
                 )
             handle = image[1]
             excluded = snapshot_meta.KEYS
-            count, size = await snapshot_image.measure(handle, excluded)
+            open_value = self.backend.open_value
+            count, size = await snapshot_image.measure(handle, excluded, open_value)
             log.info(
                 "member %x: sending snapshot at index %d (%d records, %d bytes) to %x",
                 self.identity.member_id,
@@ -915,7 +1177,7 @@ class RaftMember:
                 size,
                 to,
             )
-            data = snapshot_image.stream(handle, count, excluded)
+            data = snapshot_image.stream(handle, count, excluded, open_value=open_value)
             await self.transport.send_snapshot(to, encode_message(message), data, size)
             ok = True
         except asyncio.CancelledError:
@@ -942,7 +1204,8 @@ class RaftMember:
             raise RaftMemberError(f"a snapshot transfer from {from_id:x} without a SNAP message")
         self._transfers += 1
         incoming = snapshot_image.incoming_dir(self.config.db_dir, snap.index, self._transfers)
-        writer = snapshot_image.ImageWriter(incoming)
+        writer = snapshot_image.ImageWriter(incoming, self.backend.seal_value)
+        self.stats.snapshot_apply_in_progress = 1
         try:
             async for chunk in data:
                 writer.feed(chunk)
@@ -951,6 +1214,8 @@ class RaftMember:
         except BaseException:
             writer.abort()
             raise
+        finally:
+            self.stats.snapshot_apply_in_progress = 0
         if self._stopping:
             shutil.rmtree(incoming, ignore_errors=True)
             raise ErrStopped()
@@ -968,14 +1233,16 @@ class RaftMember:
         self._image = None
         self.backend.close()
         snapshot_image.swap_in(incoming, cfg.db_dir)
-        self.backend = Backend(cfg.db_dir)
-        self.store = MVCCStore(self.backend)
-        self.applier = Applier(self.store)
+        self.backend = Backend(cfg.db_dir, self.keyring)
+        self.store = MVCCStore(self.backend, self.op_counters)
+        self.applier = Applier(self.store, self.tokens)
         self.watches.swap(self.store)
         self.membership = Membership.open(
             self.store, cfg.initial_cluster, cfg.initial_cluster_token, seed=False
         )
         self.images_installed += 1
+        if self.encryption is not None:
+            self.encryption.data_replaced()
         for member in self.membership.members():
             peer_id = member.ID
             known = peer_id == self.identity.member_id or peer_id in self.transport.peer_ids
@@ -1045,6 +1312,7 @@ class RaftMember:
             self.node.propose(data)
         except ProposalDropped:
             del self._waiters[request_id]
+            self.stats.proposals_failed_total += 1
             raise ErrNoLeader() from None
         # No timer per request: the tick sweeps proposals older than the request timeout.
         self._proposed_at[request_id] = loop.time()
@@ -1083,6 +1351,7 @@ class RaftMember:
             del self._proposed_at[request_id]
             future = self._waiters.pop(request_id, None)
             if future is not None and not future.done():
+                self.stats.proposals_failed_total += 1
                 future.set_exception(self._timeout_error(started))
 
     async def linearizable_barrier(self) -> None:
@@ -1137,6 +1406,7 @@ class RaftMember:
             index = await asyncio.wait_for(read, self.cluster.request_timeout_s)
         except TimeoutError:
             self._reads.pop(ctx, None)
+            self.stats.slow_read_indexes_total += 1
             raise ErrTimeout() from None
         if self.store.applied_index < index:
             applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -1145,6 +1415,18 @@ class RaftMember:
                 await asyncio.wait_for(applied, self.cluster.request_timeout_s)
             except TimeoutError:
                 raise ErrTimeout() from None
+
+    async def wait_applied(self, index: int) -> None:
+        """Wait until this member has applied `index` (a token issued through another member
+        names the index that created it); ErrTimeout after the request timeout."""
+        if self.store.applied_index >= index:
+            return
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._applied_waiters.append((index, applied))
+        try:
+            await asyncio.wait_for(applied, self.cluster.request_timeout_s)
+        except TimeoutError:
+            raise ErrTimeout() from None
 
     async def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
         if not request.serializable:
