@@ -401,22 +401,31 @@ class Rotation:
 
 
 def served_serial(cluster: Cluster, member: str, port: int) -> str:
-    """The serial number of the certificate a member presents on a port, read on the wire."""
-    if port == 2379:
-        pair = [f"-cert={cluster.pki / 'admin.crt'}", f"-key={cluster.pki / 'admin.key'}"]
-    else:
-        own = cluster.pki / "members" / member
-        pair = [f"-cert={own / 'peer.crt'}", f"-key={own / 'peer.key'}"]
+    """The serial number of the certificate a member presents on a port, read on the wire.
+
+    The client port is probed from the control node with the operator's certificate; the peer
+    port admits only the other members (firewall), so it is probed from one of them with that
+    member's own peer certificate.
+    """
     address = cluster.fleet.host(member).address
-    hello = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{address}:{port}", *pair],
-        input="", capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    if port == 2379:
+        hello = subprocess.run(
+            ["openssl", "s_client", "-connect", f"{address}:{port}",
+             f"-cert={cluster.pki / 'admin.crt'}", f"-key={cluster.pki / 'admin.key'}"],
+            input="", capture_output=True, text=True, timeout=30, check=False,
+        ).stdout  # fmt: skip
+    else:
+        peer = next(m for m in cluster.members if m != member)
+        hello = cluster.fleet.ssh(
+            peer,
+            f"openssl s_client -connect {address}:{port} -cert /etc/cairn/pki/peer.crt "
+            "-key /etc/cairn/pki/peer.key </dev/null 2>/dev/null",
+        ).stdout
     parsed = subprocess.run(
         ["openssl", "x509", "-noout", "-serial"],
-        input=hello.stdout, capture_output=True, text=True, timeout=30, check=False,
+        input=hello, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
-    assert parsed.returncode == 0, hello.stdout + hello.stderr
+    assert parsed.returncode == 0, hello
     return parsed.stdout.strip()
 
 
