@@ -969,7 +969,9 @@ class RaftMember:
                 # Any member answers for itself: the leader's corruption check asks everyone.
                 header = pb.ResponseHeader()
                 self.fill_header(header)
-                answer = corruption.answer_hash_kv(self.store, request.hash_kv, header)
+                answer = await corruption.answer_hash_kv(
+                    lambda: self.store, request.hash_kv, header
+                )
             elif request.WhichOneof("request") == "member_promote":
                 if not self.is_leader:
                     raise ErrNotLeader()
