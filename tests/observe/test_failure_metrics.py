@@ -2,12 +2,15 @@
 cluster of `cairn serve` processes: /health's RANGE ERROR, etcd_server_slow_apply_total and
 etcd_server_proposals_failed_total.
 
-- A member cut off from both peers (the TEST-ONLY faults file drops its peer traffic) still
-  believes in its leader for an election timeout, so /health gets past RAFT NO LEADER and
-  its linearizable read, whose ReadIndex never reaches the leader, times out: RANGE ERROR.
 - One DeleteRange of thousands of keys is one log entry whose apply takes well over etcd's
   100 ms "apply request took too long" threshold on every member. (The WAL fsync delay
   fault does not count: like etcd, cairn times the apply of an entry, after its fsync.)
+- A member cut off from both peers (the TEST-ONLY faults file drops its peer traffic) still
+  believes in its leader for an election timeout, so /health gets past RAFT NO LEADER and
+  its linearizable read, whose ReadIndex never reaches the leader, times out: RANGE ERROR.
+- A linearizable read on a member cut off from its peers waits for a ReadIndex that never
+  comes and times out; etcd counts a read-only Range slower than 100 ms (from its arrival)
+  as a slow apply too, and so does cairn.
 - A put to a leader cut off from both followers is appended but never committed: it times
   out after the request timeout, which etcd counts as a failed proposal (its metrics guide:
   failures come from leader elections or "a loss of quorum in the cluster").
@@ -90,27 +93,6 @@ def health(cluster: FaultyCluster, member: ClusterProcess) -> tuple[int, dict[st
     return status, json.loads(body)
 
 
-def test_a_member_cut_off_from_its_peers_fails_health_with_a_range_error(
-    cluster: FaultyCluster,
-) -> None:
-    leader = cluster.wait_for_leader()
-    follower = next(m for m in cluster.members.values() if m is not leader)
-    failures = cluster.counter(follower, "etcd_server_health_failures")
-    assert health(cluster, follower)[0] == 200
-    cluster.cut_off(follower)
-    try:
-        status, verdict = health(cluster, follower)
-        assert status == 503
-        assert verdict == {
-            "health": "false",
-            "reason": "RANGE ERROR:etcdserver: request timed out",
-        }
-        assert cluster.counter(follower, "etcd_server_health_failures") == failures + 1
-    finally:
-        cluster.heal()
-    assert health(cluster, follower)[0] == 200
-
-
 def put_many(member: ClusterProcess, prefix: bytes, count: int) -> None:
     """`count` keys under `prefix`, in transactions of 128 puts over gRPC."""
     with grpc.insecure_channel(member.client_endpoint) as channel:
@@ -137,8 +119,52 @@ def test_deleting_a_large_range_in_one_request_counts_a_slow_apply_on_every_memb
         # The followers apply the entry too; wait until each has.
         deadline = time.monotonic() + 20
         while cluster.counter(member, "etcd_server_slow_apply_total") < slow_before + 1:
-            assert time.monotonic() < deadline, f"{member.name} counted no slow apply"
+            assert time.monotonic() < deadline, (
+                f"{member.name} counted no slow apply (leader {leader.name}; before {before}, "
+                f"now {[cluster.counter(m, 'etcd_server_slow_apply_total') for m in members]})"
+            )
             time.sleep(0.2)
+
+
+def test_a_member_cut_off_from_its_peers_fails_health_with_a_range_error(
+    cluster: FaultyCluster,
+) -> None:
+    leader = cluster.wait_for_leader()
+    follower = next(m for m in cluster.members.values() if m is not leader)
+    failures = cluster.counter(follower, "etcd_server_health_failures")
+    assert health(cluster, follower)[0] == 200
+    cluster.cut_off(follower)
+    try:
+        status, verdict = health(cluster, follower)
+        assert status == 503
+        assert verdict == {
+            "health": "false",
+            "reason": "RANGE ERROR:etcdserver: request timed out",
+        }
+        assert cluster.counter(follower, "etcd_server_health_failures") == failures + 1
+    finally:
+        cluster.heal()
+    assert health(cluster, follower)[0] == 200
+
+
+def test_a_linearizable_read_that_times_out_counts_as_a_slow_apply(
+    cluster: FaultyCluster,
+) -> None:
+    leader = cluster.wait_for_leader()
+    follower = next(m for m in cluster.members.values() if m is not leader)
+    slow = cluster.counter(follower, "etcd_server_slow_apply_total")
+    cluster.cut_off(follower)
+    try:
+        # One Range over gRPC: etcdctl would retry the UNAVAILABLE answer until its timeout.
+        with (
+            grpc.insecure_channel(follower.client_endpoint) as channel,
+            pytest.raises(grpc.RpcError) as failed,
+        ):
+            rpc.KVStub(channel).Range(pb.RangeRequest(key=b"anything"), timeout=20)
+        assert failed.value.details() == "etcdserver: request timed out"
+        assert cluster.counter(follower, "etcd_server_slow_apply_total") == slow + 1
+    finally:
+        cluster.heal()
 
 
 def test_a_put_to_a_leader_cut_off_from_its_quorum_times_out_as_a_failed_proposal(

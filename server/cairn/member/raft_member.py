@@ -1406,13 +1406,21 @@ class RaftMember:
             raise ErrTimeout() from None
 
     async def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
-        if not request.serializable:
-            await self.linearizable_barrier()
-        return self.applier.range(request)
+        started = time.monotonic()
+        try:
+            if not request.serializable:
+                await self.linearizable_barrier()
+            return self.applier.range(request)
+        finally:
+            self.stats.read_served_in(time.monotonic() - started)
 
     async def readonly_txn(self, request: pb.TxnRequest) -> pb.TxnResponse:
-        await self.linearizable_barrier()
-        return self.applier.readonly_txn(request)
+        started = time.monotonic()
+        try:
+            await self.linearizable_barrier()
+            return self.applier.readonly_txn(request)
+        finally:
+            self.stats.read_served_in(time.monotonic() - started)
 
     # ---- what responses carry --------------------------------------------------------
 
