@@ -169,10 +169,10 @@ class Backend:
         first step: writes between steps do not change the result, a replaced database
         raises HashInterrupted."""
         db = self.db
-        with self.reading_snapshot(db) as snapshot:
-            crc = google_crc32c.Checksum()
-            in_chunk = 0
-            for key, value in snapshot.iterator():
+        crc = google_crc32c.Checksum()
+        in_chunk = 0
+        with self.reading_snapshot(db) as snapshot, snapshot.iterator() as records:
+            for key, value in records:
                 crc.update(key)
                 crc.update(self.open_value(key, value))
                 in_chunk += 1

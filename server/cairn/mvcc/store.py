@@ -220,9 +220,12 @@ class MVCCStore:
         # (which proto3 would leave out of the response, and etcdctl out of its JSON).
         crc = google_crc32c.Checksum(b"history")
         upper = HISTORY + Revision(rev + 1, 0).to_bytes()
-        with self.backend.reading_snapshot(db) as snapshot:
-            in_chunk = 0
-            for key, stored in snapshot.iterator(start=HISTORY, stop=upper):
+        in_chunk = 0
+        with (
+            self.backend.reading_snapshot(db) as snapshot,
+            snapshot.iterator(start=HISTORY, stop=upper) as records,
+        ):
+            for key, stored in records:
                 raw_rev = key[len(HISTORY) :]
                 record = self.backend.open_value(key, stored)
                 revision = Revision.from_bytes(raw_rev)
