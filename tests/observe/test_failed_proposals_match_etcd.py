@@ -4,6 +4,8 @@ answer it with a timeout and count it in etcd_server_proposals_failed_total."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -65,6 +67,27 @@ class Cluster:
         ]
         return name
 
+    def settle(self, timeout: float = 30.0) -> None:
+        """Until every member published its name and client URL and no proposal waits: a
+        member's own attribute publish must not be the proposal that fails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = run_etcdctl(
+                self.members[NAMES[0]].client_url, ["member", "list", "-w", "json"]
+            )
+            members = json.loads(listed.stdout)["members"] if listed.returncode == 0 else []
+            published = len(members) == len(NAMES) and all(
+                m.get("name") and m.get("clientURLs") for m in members
+            )
+            pending = sum(
+                scrape(url)["etcd_server_proposals_pending"].value()
+                for url in self.metrics.values()
+            )
+            if published and pending == 0:
+                return
+            assert time.monotonic() < deadline, f"not settled: {members}, {pending} pending"
+            time.sleep(0.2)
+
     def failed_proposals(self, name: str) -> float:
         return scrape(self.metrics[name])["etcd_server_proposals_failed_total"].value()
 
@@ -82,6 +105,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
 def test_a_put_to_a_leader_whose_followers_died_times_out_as_a_failed_proposal(
     cluster: Cluster,
 ) -> None:
+    cluster.settle()
     leader = cluster.leader()
     failed = cluster.failed_proposals(leader)
     for name, member in cluster.members.items():
