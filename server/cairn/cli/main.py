@@ -66,6 +66,16 @@ def _bench(args: argparse.Namespace) -> int:
     return bench.main(args)
 
 
+def _check(args: argparse.Namespace) -> int:
+    if args.check_command == "disk":
+        from cairn.cli import check_disk
+
+        return check_disk.main(args)
+    from cairn.cli import check_health
+
+    return check_health.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cairn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_module.add_arguments(bench)
     bench.set_defaults(func=_bench)
+
+    check = commands.add_parser(
+        "check", help="preflight checks: disk fdatasync latency, endpoint health"
+    )
+    checks = check.add_subparsers(dest="check_command", required=True)
+    from cairn.cli import check_disk, check_health
+
+    check_disk.add_arguments(
+        checks.add_parser("disk", help="fdatasync latency p99 in a data dir (etcd: < 10 ms)")
+    )
+    check_health.add_arguments(
+        checks.add_parser("health", help="a linearizable read through each endpoint")
+    )
+    check.set_defaults(func=_check)
     return parser
 
 

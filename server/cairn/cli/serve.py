@@ -101,6 +101,7 @@ async def run(config: ServeConfig) -> int:
         log.info("received %s, shutting down", received[0])
     # Watch streams never end on their own: end them first (clients move to another member),
     # so the grace period only waits for requests in flight.
+    await member.hand_over_leadership()
     member.watches.close(ErrStopped())
     for http_server in http_servers:
         http_server.close()

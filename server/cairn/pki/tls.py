@@ -112,12 +112,23 @@ class ReloadingServerCredentials:
         self._loaded = _signature(self._paths)
         self.reloads = 0
         """How many times new material was handed to gRPC (for tests and logs)."""
+        self.bound = False
+        """Whether a port was bound with these credentials (gRPC serves one port per object)."""
         self._failed = ""
         self.credentials = grpc.dynamic_ssl_server_credentials(
             self._configuration(initial),
             self._fetch,
             require_client_authentication=files.verifies_clients,
         )
+
+    def for_another_port(self) -> ReloadingServerCredentials:
+        """Credentials of the same files for one more listening port.
+
+        gRPC gives a dynamic credentials object's initial pair to the first port bound with it
+        only (a second port asks the fetcher, which has nothing new, and the bind fails), and
+        each port must notice a rotation on its own: so one reloading object per port.
+        """
+        return ReloadingServerCredentials(self.files, self._flags)
 
     @staticmethod
     def _configuration(material: _Material) -> grpc.ServerCertificateConfiguration:
