@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CAIRN := $(VENV)/bin/cairn
 CLUSTER_DIR ?= .cluster
 
-.PHONY: venv system-deps test test-fast lint proto cluster bench clean
+.PHONY: venv system-deps test test-fast lint proto render cluster bench clean
 
 venv: $(VENV)/.installed
 
@@ -16,14 +16,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# The tests drive the real etcd server and etcdctl 3.4 (Debian packages).
+# The tests drive the real etcd server and etcdctl 3.4, Prometheus, promtool, Alertmanager and
+# amtool (Debian packages).
 system-deps:
-	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then \
+	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null \
+	    || ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client prometheus prometheus-alertmanager >/dev/null; \
 	  else \
-	    echo "need the Debian packages etcd-server and etcd-client (run as root or install them)"; exit 1; \
+	    echo "need the Debian packages etcd-server, etcd-client, prometheus and prometheus-alertmanager (run as root or install them)"; exit 1; \
 	  fi; \
 	fi
 
@@ -39,6 +41,10 @@ test-fast: venv
 
 proto: venv
 	$(PY) -m cairn.proto.generate
+
+# Regenerate dashboards/*.json and alerts/*.yml from server/cairn/observe/.
+render: venv
+	$(CAIRN) render
 
 cluster: venv
 	$(CAIRN) dev --dir $(CLUSTER_DIR) $(if $(TLS),--tls)

@@ -10,8 +10,10 @@ streaming, before its handler.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,6 +21,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
+from cairn.api.rpc_stats import RpcLabels, RpcStats, code_label, rpc_type
 from cairn.errors import EtcdError
 from cairn.proto import rpc_pb2, v3election_pb2, v3lock_pb2
 
@@ -41,8 +44,12 @@ class _TooLarge:
         self.size = size
 
 
-def _sized_deserializer(cls: type, limit: int) -> Callable[[bytes], object]:
+def _sized_deserializer(
+    cls: type, limit: int, stats: RpcStats, labels: RpcLabels
+) -> Callable[[bytes], object]:
     def deserialize(raw: bytes) -> object:
+        stats.received_bytes += len(raw)
+        stats.msg_received[labels] += 1
         if len(raw) > limit:
             return _TooLarge(len(raw))
         return cls.FromString(raw)
@@ -123,6 +130,74 @@ def _streaming(
     return handle
 
 
+def _counting_serializer(
+    serialize: Callable[[Any], bytes], stats: RpcStats, labels: RpcLabels
+) -> Callable[[Any], bytes]:
+    def counted(response: Any) -> bytes:
+        data = serialize(response)
+        stats.sent_bytes += len(data)
+        stats.msg_sent[labels] += 1
+        return data
+
+    return counted
+
+
+def _status_of(context: grpc.aio.ServicerContext, error: BaseException) -> str:
+    if isinstance(error, asyncio.CancelledError):
+        return "Canceled"
+    code = context.code()
+    if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
+        return code_label(code)
+    return "Unknown"
+
+
+def _counted_unary(
+    fn: Callable[..., Any], stats: RpcStats, labels: RpcLabels
+) -> Callable[..., Any]:
+    """go-grpc-prometheus' unary interceptor: started, then handled with the status code."""
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        stats.started[labels] += 1
+        started = time.monotonic()
+        code = "OK"
+        try:
+            return await fn(request, context)
+        except BaseException as error:
+            code = _status_of(context, error)
+            raise
+        finally:
+            _handled(stats, labels, code, started)
+
+    return handle
+
+
+def _counted_stream(
+    fn: Callable[..., AsyncIterator[Any]], stats: RpcStats, labels: RpcLabels
+) -> Callable[..., AsyncIterator[Any]]:
+    """The stream interceptor: handled when the stream ends, however it ends."""
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        stats.started[labels] += 1
+        started = time.monotonic()
+        code = "OK"
+        try:
+            async for response in fn(request, context):
+                yield response
+        except BaseException as error:
+            code = _status_of(context, error)
+            raise
+        finally:
+            _handled(stats, labels, code, started)
+
+    return handle
+
+
+def _handled(stats: RpcStats, labels: RpcLabels, code: str, started: float) -> None:
+    stats.handled[(*labels, code)] += 1
+    if stats.observe_handling is not None:
+        stats.observe_handling(labels, time.monotonic() - started)
+
+
 def _unimplemented(service: str, method: str) -> Callable[..., Any]:
     message = f"cairn does not implement {service}.{method} yet"
 
@@ -133,21 +208,32 @@ def _unimplemented(service: str, method: str) -> Callable[..., Any]:
 
 
 def _handler(
-    method: MethodDescriptor, impl: object | None, limit: int, gate: Gate | None
+    method: MethodDescriptor,
+    impl: object | None,
+    limit: int,
+    gate: Gate | None,
+    stats: RpcStats,
 ) -> grpc.RpcMethodHandler:
     request_cls = message_factory.GetMessageClass(method.input_type)
     response_cls = message_factory.GetMessageClass(method.output_type)
     fn = getattr(impl, method.name, None) if impl is not None else None
-    deserialize = _sized_deserializer(request_cls, limit)
-    serialize = response_cls.SerializeToString
     streaming = (method.client_streaming, method.server_streaming)
+    labels = (rpc_type(*streaming), method.containing_service.full_name, method.name)
+    deserialize = _sized_deserializer(request_cls, limit, stats, labels)
+    serialize = _counting_serializer(response_cls.SerializeToString, stats, labels)
     full_name = f"/{method.containing_service.full_name}/{method.name}"
     if fn is None:
         fn = _unimplemented(method.containing_service.name, method.name)
+        if streaming != (False, False):
+            fn = _streaming(fn, limit, full_name, None, method.client_streaming)
     elif streaming == (False, False):
         fn = _unary(fn, limit, full_name, gate)
     else:
         fn = _streaming(fn, limit, full_name, gate, method.client_streaming)
+    if streaming == (False, False):
+        fn = _counted_unary(fn, stats, labels)
+    else:
+        fn = _counted_stream(fn, stats, labels)
     factory = {
         (False, False): grpc.unary_unary_rpc_method_handler,
         (False, True): grpc.unary_stream_rpc_method_handler,
@@ -158,9 +244,16 @@ def _handler(
 
 
 def build_server(
-    implementations: dict[str, object], max_request_bytes: int, gate: Gate | None = None
+    implementations: dict[str, object],
+    max_request_bytes: int,
+    gate: Gate | None = None,
+    stats: RpcStats | None = None,
 ) -> grpc.aio.Server:
-    """A server with every etcd service; `implementations` maps full service names to objects."""
+    """A server with every etcd service; `implementations` maps full service names to objects.
+
+    Every call is counted in `stats` (a fresh, unexported RpcStats when None)."""
+    if stats is None:
+        stats = RpcStats()
     limit = max_request_bytes + GRPC_OVERHEAD_BYTES
     server = grpc.aio.server(
         options=[
@@ -174,7 +267,7 @@ def build_server(
     handlers = []
     for service in ALL_SERVICES:
         impl = implementations.get(service.full_name)
-        methods = {m.name: _handler(m, impl, limit, gate) for m in service.methods}
+        methods = {m.name: _handler(m, impl, limit, gate, stats) for m in service.methods}
         handlers.append(grpc.method_handlers_generic_handler(service.full_name, methods))
     server.add_generic_rpc_handlers(handlers)
     return server

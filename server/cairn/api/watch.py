@@ -118,6 +118,7 @@ class WatchStream:
             tasks.append(loop.create_task(self._progress_ticks(), name="watch-progress"))
         if self._require_leader:
             tasks.append(loop.create_task(self._monitor_leader(), name="watch-leader"))
+        self._hub.streams += 1
         try:
             while True:
                 try:
@@ -141,6 +142,7 @@ class WatchStream:
                 if closed_with is not None:
                     raise closed_with
         finally:
+            self._hub.streams -= 1
             for task in tasks:
                 task.cancel()
             for watcher in self._watchers.values():

@@ -128,6 +128,19 @@ FLAGS: list[Flag] = [
         "10m0s",
         "duration of periodic watch progress notifications (Go duration, e.g. 10m0s)",
     ),
+    Flag(
+        "listen-metrics-urls",
+        str,
+        "",
+        "additional URLs to serve /metrics, /health, /livez, /readyz and /version on "
+        "(https uses the client TLS settings)",
+    ),
+    Flag(
+        "metrics",
+        str,
+        "basic",
+        "'basic' or 'extensive' (adds the gRPC handling-latency histogram)",
+    ),
     Flag("log-level", str, "info", "debug, info, warn, error, panic or fatal"),
     Flag("logger", str, "zap", "accepted for etcd compatibility; cairn logs plain text lines"),
     Flag(
@@ -156,7 +169,8 @@ FLAGS: list[Flag] = [
         "",
         "TEST-ONLY fault injection, never for production: a file polled every 50 ms that lists "
         "the peer member IDs (hex, one per line) whose traffic this member drops in both "
-        "directions; a missing or empty file heals every link (cairn.cli.fault_file)",
+        "directions, and `wal-fsync-delay <duration>` lines that slow every WAL fsync; a "
+        "missing or empty file heals every link and removes the delay (cairn.cli.fault_file)",
         hidden=True,
     ),
 ]
@@ -182,6 +196,10 @@ class ServeConfig:
     election_timeout_ms: int = 1000
     snapshot_catch_up_entries: int = DEFAULT_SNAPSHOT_CATCH_UP_ENTRIES
     watch_progress_notify_interval_s: float = 600.0
+    listen_metrics_urls: list[str] = field(default_factory=list)
+    """--listen-metrics-urls: where the HTTP endpoints are served (none when empty)."""
+    extensive_metrics: bool = False
+    """--metrics=extensive: also export grpc_server_handling_seconds."""
     test_faults_file: str = ""
     """TEST-ONLY: --experimental-test-faults-file; empty means no fault injection at all."""
 
@@ -361,6 +379,10 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
     catch_up = int(_get(values, "experimental-snapshot-catchup-entries"))  # type: ignore[call-overload]
     if catch_up < 0:
         raise ConfigError("--experimental-snapshot-catchup-entries must not be negative")
+    metrics_level = str(_get(values, "metrics"))
+    if metrics_level not in ("basic", "extensive"):
+        raise ConfigError(f"--metrics: {metrics_level!r} must be 'basic' or 'extensive'")
+    metrics_urls_raw = str(_get(values, "listen-metrics-urls"))
     member = MemberConfig(
         name=name,
         data_dir=data_dir,
@@ -393,6 +415,10 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
             str(_get(values, "experimental-watch-progress-notify-interval")),
             "experimental-watch-progress-notify-interval",
         ),
+        listen_metrics_urls=(
+            split_urls(metrics_urls_raw, "listen-metrics-urls") if metrics_urls_raw else []
+        ),
+        extensive_metrics=metrics_level == "extensive",
         test_faults_file=str(_get(values, "experimental-test-faults-file")),
     )
 

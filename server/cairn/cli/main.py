@@ -48,6 +48,12 @@ def _pki(args: argparse.Namespace) -> int:
     return pki.main(args)
 
 
+def _render(args: argparse.Namespace) -> int:
+    from cairn.cli import render
+
+    return render.main(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from cairn.cli import bench
 
@@ -88,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pki_module.add_arguments(pki)
     pki.set_defaults(func=_pki)
+
+    render = commands.add_parser(
+        "render", help="regenerate dashboards/*.json and alerts/*.yml (observability as code)"
+    )
+    from cairn.cli import render as render_module
+
+    render_module.add_arguments(render)
+    render.set_defaults(func=_render)
 
     bench = commands.add_parser(
         "bench", help="measure put/range throughput and latency, and watch delivery (--ops watch)"

@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from cairn import __version__
 from cairn.api.grpc_server import build_server
+from cairn.api.http_endpoints import HealthCounters, routes, serve_http
 from cairn.api.learner import learner_gate
+from cairn.api.rpc_stats import RpcStats
 from cairn.api.services import etcd_services
 from cairn.cli import fault_file, tls
 from cairn.cli.config import ConfigError, ServeConfig
 from cairn.errors import ErrStopped
 from cairn.member.raft_member import ClusterSettings, RaftMember, RaftMemberError
+from cairn.observe.member_metrics import connect_member
+from cairn.observe.registry import CONTENT_TYPE, MetricsRegistry
 from cairn.peer import PeerFaults
 
 log = logging.getLogger("cairn.serve")
@@ -49,7 +54,9 @@ async def run(config: ServeConfig) -> int:
     log.info("cairn %s starting member %s", __version__, config.member.name)
     addresses = [_bind_address(url) for url in config.listen_client_urls]
     client_tls = tls.client_credentials(config)
+    metrics_tls = tls.metrics_ssl_context(config)
     member = await _start_member(config)
+    rpc_stats = RpcStats()
     server = build_server(
         etcd_services(
             member,
@@ -58,6 +65,7 @@ async def run(config: ServeConfig) -> int:
         ),
         config.member.max_request_bytes,
         gate=learner_gate(member),
+        stats=rpc_stats,
     )
     for url, address in zip(config.listen_client_urls, addresses, strict=True):
         try:
@@ -74,6 +82,7 @@ async def run(config: ServeConfig) -> int:
         ", ".join(config.listen_client_urls),
         ", ".join(config.advertise_client_urls),
     )
+    http_servers = await _serve_metrics(config, member, rpc_stats, metrics_tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     received: list[str] = []
@@ -87,6 +96,8 @@ async def run(config: ServeConfig) -> int:
     # Watch streams never end on their own: end them first (clients move to another member),
     # so the grace period only waits for requests in flight.
     member.watches.close(ErrStopped())
+    for http_server in http_servers:
+        http_server.close()
     await server.stop(grace=5)
     await member.stop()
     if member.removed:
@@ -98,6 +109,34 @@ async def run(config: ServeConfig) -> int:
         return 1
     log.info("stopped serving; goodbye")
     return 0
+
+
+async def _serve_metrics(
+    config: ServeConfig,
+    member: RaftMember,
+    rpc_stats: RpcStats,
+    metrics_tls: ssl.SSLContext | None,
+) -> list[asyncio.Server]:
+    """/metrics, /health, /livez, /readyz and /version on --listen-metrics-urls."""
+    metrics = MetricsRegistry(extensive=config.extensive_metrics)
+    connect_member(metrics, member, rpc_stats, lambda: tls.certificate_expiry_timestamps(config))
+    health = HealthCounters()
+
+    def refresh_health() -> None:
+        metrics.mirror_counter("etcd_server_health_success", health.success)
+        metrics.mirror_counter("etcd_server_health_failures", health.failures)
+
+    metrics.on_scrape(refresh_health)
+    if not config.listen_metrics_urls:
+        return []
+    handlers = routes(member, metrics.exposition, CONTENT_TYPE, health)
+    try:
+        servers = await serve_http(config.listen_metrics_urls, handlers, metrics_tls)
+    except (OSError, ValueError) as error:
+        await member.stop()
+        raise ConfigError(f"--listen-metrics-urls: {error}") from None
+    log.info("serving /metrics and /health on %s", ", ".join(config.listen_metrics_urls))
+    return servers
 
 
 async def _start_member(config: ServeConfig) -> RaftMember:
@@ -126,8 +165,11 @@ async def _start_member(config: ServeConfig) -> RaftMember:
         raise ConfigError(str(error)) from None
     await member.start()
     if faults is not None:
+        fault_file.apply_fsync_delay(
+            member.wal, fault_file.read_fsync_delay(Path(config.test_faults_file))
+        )
         task = asyncio.get_running_loop().create_task(
-            fault_file.watch(Path(config.test_faults_file), faults)
+            fault_file.watch(Path(config.test_faults_file), faults, member.wal)
         )
         _background.add(task)
         task.add_done_callback(_background.discard)

@@ -15,6 +15,7 @@ transport dials every member with the same credentials.
 from __future__ import annotations
 
 import logging
+import ssl
 from urllib.parse import urlsplit
 
 import grpc
@@ -70,6 +71,23 @@ def client_credentials(config: ServeConfig) -> ReloadingServerCredentials | None
         raise ConfigError(str(error)) from None
     _log_settings("client", config.client_tls)
     return credentials
+
+
+def metrics_ssl_context(config: ServeConfig) -> ssl.SSLContext | None:
+    """TLS for https --listen-metrics-urls: the client TLS files and rules, as in etcd (read
+    once at start, unlike the gRPC ports' reloading credentials); None if all are http."""
+    files = config.client_tls
+    if not _check(files, config.listen_metrics_urls, CLIENT_FLAGS, "metrics"):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(files.cert_file, files.key_file)
+        if files.verifies_clients:
+            context.load_verify_locations(files.trusted_ca_file)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"metrics TLS: {error}") from None
+    return context
 
 
 def add_client_port(

@@ -133,11 +133,15 @@ class Applier:
 
     def readonly_txn(self, r: pb.TxnRequest) -> pb.TxnResponse:
         """A txn with no writes anywhere in it: served like a read, without the log."""
+        counters = self.store.counters
+        ranges_before = counters.ranges
         path = self._compare_path(self.store, r)
         self._check_ranges(r, path)
         response = pb.TxnResponse()
         self._run_txn(self.store, r, path, response)
         response.header.revision = self.store.current_rev
+        if counters.ranges - ranges_before > 1:
+            counters.txns += 1  # as a write txn's end() counts one with several operations
         return response
 
     # ---- writes ----------------------------------------------------------------------

@@ -108,6 +108,8 @@ class Lessor:
         self._seen: tuple[LeaseStore | None, int] = (None, -1)
         self._revoking: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.renewed_total = 0  # keep-alives this member answered as leader
+        self.expired_total = 0  # leases whose expiry this member revoked
 
     # ---- leadership ------------------------------------------------------------------
 
@@ -222,6 +224,7 @@ class Lessor:
         if deadline <= now or lease_id in self._revoking:
             raise ErrLeaseNotFound()
         self._deadlines[lease_id] = now + ttl
+        self.renewed_total += 1
         return ttl
 
     async def time_to_live(self, lease_id: int) -> TimeToLive:
@@ -331,6 +334,7 @@ class Lessor:
     async def _revoke_expired(self, lease_id: int) -> None:
         try:
             await self.revoke(lease_id)
+            self.expired_total += 1
             log.debug("lessor: lease %x expired and was revoked", lease_id)
         except ErrLeaseNotFound:
             self._deadlines.pop(lease_id, None)  # revoked meanwhile by a client

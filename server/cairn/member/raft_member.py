@@ -33,6 +33,7 @@ import contextlib
 import logging
 import random
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
@@ -65,9 +66,10 @@ from cairn.member.quota import BackendQuota
 from cairn.member.raft_codec import CodecError, decode_message, encode_message
 from cairn.member.request_ids import RequestIDs
 from cairn.member.snapshot_meta import SnapshotMeta
+from cairn.member.stats import MemberStats
 from cairn.member.wal_writer import WALWriter
 from cairn.mvcc.backend import Backend
-from cairn.mvcc.store import MVCCStore
+from cairn.mvcc.store import MVCCStore, OpCounters
 from cairn.mvcc.watch import WatchHub
 from cairn.peer import ClusterInfo, PeerFaults, PeerUnavailable, Transport
 from cairn.peer.credentials import ChannelCredentialsSource
@@ -202,6 +204,9 @@ class RaftMember:
         # The commit index at start: entries up to it are replayed from the WAL.
         self._replay_to = 0
         self._replayed: list[int] = []
+        # Counted here, exported by cairn.observe; both survive store swaps.
+        self.stats = MemberStats()
+        self.op_counters = OpCounters()
 
     # ---- life cycle ------------------------------------------------------------------
 
@@ -215,7 +220,7 @@ class RaftMember:
         cfg = self.config
         snapshot_image.recover(cfg.db_dir)
         self.backend = Backend(cfg.db_dir)
-        self.store = MVCCStore(self.backend)
+        self.store = MVCCStore(self.backend, self.op_counters)
         self.applier = Applier(self.store)
         self.quota = BackendQuota(lambda: self.backend, self.config.quota_backend_bytes)
         self.watches = WatchHub(self.store)
@@ -228,6 +233,7 @@ class RaftMember:
         voters: tuple[int, ...] = ()
         if WAL.exists(cfg.wal_dir):
             self._wal, replay = WAL.open(cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes)
+            self._wal.on_fsync = self._observe_wal_fsync
             self.identity = Identity.from_bytes(replay.metadata)
             if self.identity.name != cfg.name:
                 raise RaftMemberError(
@@ -269,6 +275,7 @@ class RaftMember:
             self._wal = WAL.create(
                 cfg.wal_dir, self.identity.to_bytes(), segment_bytes=cfg.wal_segment_bytes
             )
+            self._wal.on_fsync = self._observe_wal_fsync
             # A joining member bootstraps no voters: Raft must learn the configuration from
             # the leader, or it would campaign in a cluster of its own making.
             voters = () if joining else tuple(sorted(self.peers))
@@ -407,6 +414,25 @@ class RaftMember:
         self.backend.write_batch(snapshot_meta.records(self.backend, meta), sync=True)
         return meta
 
+    def _observe_wal_fsync(self, seconds: float) -> None:
+        # Looked up at each call: the exporter connects its histogram after open().
+        self.stats.observe_wal_fsync(seconds)
+
+    @property
+    def wal(self) -> WAL:
+        """The write-ahead log (its byte count and the TEST-ONLY fsync delay live there)."""
+        return self._wal
+
+    @property
+    def proposals_pending(self) -> int:
+        """Proposals from this member waiting to be applied (etcd_server_proposals_pending)."""
+        return len(self._waiters)
+
+    @property
+    def committed_index(self) -> int:
+        """The Raft commit index as this member knows it."""
+        return self.node.status().commit
+
     def _take_image_at_restart(self) -> None:
         """Have an image at the storage snapshot's index, which is what Raft will send.
 
@@ -428,6 +454,7 @@ class RaftMember:
         Order matters for a crash: the synced LevelDB batch (which carries the conf state)
         comes before the WAL marker, and segments are released only after the marker.
         """
+        started = time.monotonic()
         term = self._storage.term(index)
         conf = self.node.status().conf_state
         meta = SnapshotMeta(index, term, conf)
@@ -440,6 +467,7 @@ class RaftMember:
             self._storage.compact(keep_from)
         released = self._wal.release_before(index + 1)
         self._since_snapshot = 0
+        self.stats.observe_snapshot_save(time.monotonic() - started)
         log.info(
             "member %x: snapshot at index %d (term %d), log compacted to %d, %d WAL segments "
             "released",
@@ -601,6 +629,7 @@ class RaftMember:
                     rd.soft_state.role.value,
                 )
                 if rd.soft_state.lead != 0:
+                    self.stats.leader_changes_seen_total += 1
                     self._new_leader()
             self.leader = rd.soft_state.lead
         if rd.entries or rd.hard_state is not None:
@@ -626,6 +655,12 @@ class RaftMember:
                 self._snapshot_sends.add(task)
                 task.add_done_callback(self._snapshot_sends.discard)
             else:
+                if message.type is MessageType.HEARTBEAT and self.transport.peer_state(
+                    message.to
+                ) in (None, PeerState.DOWN):
+                    # etcd counts a heartbeat its transport could not take; ours drops them
+                    # while the peer's stream is down.
+                    self.stats.heartbeat_send_failures_total += 1
                 self.transport.send(message.to, encode_message(message))
         if rd.committed_entries:
             self._apply(rd.committed_entries)
@@ -645,6 +680,7 @@ class RaftMember:
         self._leader_elected_at = asyncio.get_running_loop().time()
         for future in self._reads.values():
             if not future.done():
+                self.stats.read_indexes_failed_total += 1
                 future.set_exception(ErrLeaderChanged())
         self._reads.clear()
 
@@ -696,14 +732,20 @@ class RaftMember:
                 if entry.term == self.term and self.is_leader:
                     self.lessor.promote()  # our own first entry: every earlier one is applied
                 continue  # a new leader's empty entry
+            started = time.monotonic()
             request = InternalRequest.FromString(entry.data)
             try:
                 outcome: Applied | EtcdError = self._apply_request(request)
             except EtcdError as error:
                 outcome = error
+            else:
+                self._count_lease_change(request)
+            self.stats.applied_in(time.monotonic() - started)
             outcomes.append((request.header.ID, outcome))
         last = entries[-1].index
+        started = time.monotonic()
         self.store.flush(last)
+        self.stats.observe_backend_commit(time.monotonic() - started)
         self.watches.notify(o.changes for _, o in outcomes if isinstance(o, Applied))
         if self._replay_to:
             self._log_replay(entries[0].index, last)
@@ -719,6 +761,13 @@ class RaftMember:
         self._since_snapshot += len(entries)
         if self._since_snapshot >= self.config.snapshot_count:
             self._snapshot(last)
+
+    def _count_lease_change(self, request: InternalRequest) -> None:
+        kind = request.WhichOneof("request")
+        if kind == "lease_grant":
+            self.stats.lease_granted_total += 1
+        elif kind == "lease_revoke":
+            self.stats.lease_revoked_total += 1
 
     def _log_replay(self, first: int, last: int) -> None:
         """Say once how many WAL entries a restart applied again (the state was behind)."""
@@ -866,6 +915,15 @@ class RaftMember:
         """
         while self._images_sending:
             await asyncio.sleep(0.05)
+        started = time.monotonic()
+        self.stats.defrag_inflight = 1
+        try:
+            self._defragment_now()
+        finally:
+            self.stats.defrag_inflight = 0
+            self.stats.observe_defrag(time.monotonic() - started)
+
+    def _defragment_now(self) -> None:
         target = f"{self.config.db_dir}{snapshot_image.INCOMING}defrag"
         shutil.rmtree(target, ignore_errors=True)
         before = self.backend.size_on_disk()
@@ -943,6 +1001,7 @@ class RaftMember:
         self._transfers += 1
         incoming = snapshot_image.incoming_dir(self.config.db_dir, snap.index, self._transfers)
         writer = snapshot_image.ImageWriter(incoming)
+        self.stats.snapshot_apply_in_progress = 1
         try:
             async for chunk in data:
                 writer.feed(chunk)
@@ -951,6 +1010,8 @@ class RaftMember:
         except BaseException:
             writer.abort()
             raise
+        finally:
+            self.stats.snapshot_apply_in_progress = 0
         if self._stopping:
             shutil.rmtree(incoming, ignore_errors=True)
             raise ErrStopped()
@@ -969,7 +1030,7 @@ class RaftMember:
         self.backend.close()
         snapshot_image.swap_in(incoming, cfg.db_dir)
         self.backend = Backend(cfg.db_dir)
-        self.store = MVCCStore(self.backend)
+        self.store = MVCCStore(self.backend, self.op_counters)
         self.applier = Applier(self.store)
         self.watches.swap(self.store)
         self.membership = Membership.open(
@@ -1045,6 +1106,7 @@ class RaftMember:
             self.node.propose(data)
         except ProposalDropped:
             del self._waiters[request_id]
+            self.stats.proposals_failed_total += 1
             raise ErrNoLeader() from None
         # No timer per request: the tick sweeps proposals older than the request timeout.
         self._proposed_at[request_id] = loop.time()
@@ -1083,6 +1145,7 @@ class RaftMember:
             del self._proposed_at[request_id]
             future = self._waiters.pop(request_id, None)
             if future is not None and not future.done():
+                self.stats.proposals_failed_total += 1
                 future.set_exception(self._timeout_error(started))
 
     async def linearizable_barrier(self) -> None:
@@ -1137,6 +1200,7 @@ class RaftMember:
             index = await asyncio.wait_for(read, self.cluster.request_timeout_s)
         except TimeoutError:
             self._reads.pop(ctx, None)
+            self.stats.slow_read_indexes_total += 1
             raise ErrTimeout() from None
         if self.store.applied_index < index:
             applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()

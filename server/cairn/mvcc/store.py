@@ -52,11 +52,28 @@ class TxnChanges:
     events: list[Event] = field(default_factory=list)
 
 
+@dataclass
+class OpCounters:
+    """Operations this member's store served, counted the way etcd's mvcc metrics count them.
+
+    Each range, put and delete-range call counts once; a transaction that did more than one
+    operation also counts as a txn (etcd counts a plain Put as a put, not a txn). Kept by the
+    member across store swaps, so the totals never go backwards.
+    """
+
+    ranges: int = 0
+    puts: int = 0
+    deletes: int = 0
+    txns: int = 0
+    compacted_keys: int = 0
+
+
 class MVCCStore:
     """Revisioned key-value state on a Backend."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, counters: OpCounters | None = None) -> None:
         self.backend = backend
+        self.counters = counters if counters is not None else OpCounters()
         self.index = KeyIndex()
         self.current_rev = 1
         self.compact_rev = -1
@@ -122,6 +139,7 @@ class MVCCStore:
         count_only: bool = False,
     ) -> RangeResult:
         """Keys in [key, end) as of `rev` (0: the current revision); see KeyIndex.keys_in."""
+        self.counters.ranges += 1
         return self._range(key, end, rev, limit, count_only, self.current_rev)
 
     def _range(
@@ -242,6 +260,7 @@ class MVCCStore:
     def delete_history(self, revs: list[Revision]) -> None:
         """Physically remove history records (one batch; callers chunk large lists)."""
         if revs:
+            self.counters.compacted_keys += len(revs)
             self.backend.write_batch({}, [HISTORY + r.to_bytes() for r in revs])
 
     def finish_compaction(self, rev: int) -> None:
@@ -257,6 +276,7 @@ class WriteTxn:
         self.changes = TxnChanges(store.current_rev + 1)
         self._checkpoints: dict[bytes, KeyCheckpoint] = {}
         self._staged_revs: list[bytes] = []
+        self._ops = OpCounters()  # added to the store's counters by end()
 
     def _touch(self, key: bytes) -> None:
         if key not in self._checkpoints:
@@ -290,9 +310,11 @@ class WriteTxn:
         limit: int = 0,
         count_only: bool = False,
     ) -> RangeResult:
+        self._ops.ranges += 1
         return self._store._range(key, end, rev, limit, count_only, self.rev)
 
     def put(self, key: bytes, value: bytes, lease: int) -> KeyValue:
+        self._ops.puts += 1
         rev = Revision(self.begin_rev + 1, len(self.changes.events))
         self._touch(key)
         created, version = self._store.index.put(key, rev)
@@ -310,6 +332,7 @@ class WriteTxn:
 
     def delete_range(self, key: bytes, end: bytes | None) -> int:
         """Tombstone every live key in range; returns how many."""
+        self._ops.deletes += 1
         doomed = [k for k, _ in self._store.index.revisions(key, end, self.rev)]
         for k in doomed:
             rev = Revision(self.begin_rev + 1, len(self.changes.events))
@@ -329,4 +352,10 @@ class WriteTxn:
         if self.changes.events:
             self._store.current_rev = self.begin_rev + 1
             self._store.leases.follow(self.changes.events)
+        ops, counters = self._ops, self._store.counters
+        counters.ranges += ops.ranges
+        counters.puts += ops.puts
+        counters.deletes += ops.deletes
+        if ops.ranges + ops.puts + ops.deletes > 1:
+            counters.txns += 1
         return self.changes

@@ -213,6 +213,8 @@ class WatchHub:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed: EtcdError | None = None  # the error streams end with once closed
+        self.events_sent = 0  # events handed to watch streams (etcd_debugging_mvcc_events_total)
+        self.streams = 0  # open Watch streams, kept by the Watch service
 
     # ---- watchers ----------------------------------------------------------------------
 
@@ -339,6 +341,7 @@ class WatchHub:
             return
         if watcher.sink.offer(WatchEvents(watcher, shaped, rev)):
             watcher.next_rev = rev + 1
+            self.events_sent += len(shaped)
             return
         # The stream is full: the watcher re-reads this revision from the store later.
         self._remove_synced(watcher)
@@ -462,6 +465,7 @@ class WatchHub:
                 shapes[shape] = shaped
             if shaped and not watcher.sink.offer(WatchEvents(watcher, shaped, current)):
                 continue  # full: this chunk is read again later
+            self.events_sent += len(shaped)
             watcher.next_rev = max(watcher.next_rev, upto + 1)
             progressed = True
             if watcher.next_rev > current:

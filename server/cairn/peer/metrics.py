@@ -95,6 +95,12 @@ class PeerMetrics:
     )
     """``etcd_network_snapshot_receive_total_duration_seconds{From}``: recent successful ones."""
 
+    disconnected_peers_total: defaultdict[int, int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    """``etcd_network_disconnected_peers_total{Local,Remote}``: times the stream to each peer
+    went from active to down."""
+
     def record_rtt(self, peer_id: int, seconds: float) -> None:
         """Keep one round-trip sample."""
         self.peer_round_trip_time_seconds[peer_id].append(seconds)

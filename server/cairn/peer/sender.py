@@ -347,6 +347,8 @@ class PeerSender:
     def _mark_down(self, url: PeerURL, reason: str, *, refused: bool) -> None:
         was = self.state
         self.state = PeerState.DOWN
+        if was is PeerState.ACTIVE:
+            self._metrics.disconnected_peers_total[self.peer_id] += 1
         self._active_url = None
         dropped = self._outbox.clear()
         if dropped:

@@ -21,7 +21,8 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -108,6 +109,14 @@ class WAL:
         self._mutex = threading.Lock()
         self._failure: BaseException | None = None
         self._unsynced = False  # the live segment ends in a write not yet fdatasync'd
+        self.bytes_written = 0
+        """Record bytes appended since open (etcd_disk_wal_write_bytes_total)."""
+        self.on_fsync: Callable[[float], None] | None = None
+        """Called with the seconds each fdatasync of a save took (etcd's WAL fsync histogram);
+        runs on the thread that saves."""
+        self.fsync_delay_s = 0.0
+        """TEST-ONLY fault: sleep this long before each fdatasync, as a slow disk would take.
+        Zero unless a test-only flag sets it (see cairn.cli.fault_file)."""
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -357,7 +366,7 @@ class WAL:
             while view:
                 view = view[os.write(fd, view) :]
             if sync or self._unsynced:
-                fdatasync(fd)
+                self._timed_fdatasync(fd)
                 self._unsynced = False
             else:
                 self._unsynced = True
@@ -367,6 +376,15 @@ class WAL:
                 os.ftruncate(fd, self._size)
             raise WALError(f"{self._segments[-1].path}: write failed: {exc}") from exc
         self._size += len(data)
+        self.bytes_written += len(data)
+
+    def _timed_fdatasync(self, fd: int) -> None:
+        started = time.monotonic()
+        if self.fsync_delay_s > 0:
+            time.sleep(self.fsync_delay_s)
+        fdatasync(fd)
+        if self.on_fsync is not None:
+            self.on_fsync(time.monotonic() - started)
 
     def _cut(self) -> None:
         """Start a new live segment, after making the old one durable (an unsynced hard state

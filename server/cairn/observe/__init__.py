@@ -1,0 +1,1 @@
+"""Observability as code: the metric catalog, the registry built from it, the HTTP endpoints."""
