@@ -13,6 +13,7 @@ NOT_FOUND = "NOT_FOUND"
 RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
 UNAVAILABLE = "UNAVAILABLE"
 FAILED_PRECONDITION = "FAILED_PRECONDITION"
+DATA_LOSS = "DATA_LOSS"
 
 
 class EtcdError(Exception):
@@ -80,6 +81,11 @@ class ErrLeaseTTLTooLarge(EtcdError):
 
 class ErrNoSpace(EtcdError):
     code, text = RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"
+
+
+class ErrCorrupt(EtcdError):
+    # What etcd 3.4.23 answers every write while a CORRUPT alarm is active (checked live).
+    code, text = DATA_LOSS, "etcdserver: corrupt cluster"
 
 
 class ErrStopped(EtcdError):
@@ -167,3 +173,10 @@ class ErrBadLeaderTransferee(EtcdError):
 
 class ErrTimeoutLeaderTransfer(EtcdError):
     code, text = UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long"
+
+
+class ErrSnapshotAborted(EtcdError):
+    """cairn's own: the member's database was replaced (an image from the leader swapped in)
+    while a Maintenance.Snapshot stream read it. Retrying takes a new snapshot."""
+
+    code, text = UNAVAILABLE, "etcdserver: snapshot aborted: the database was replaced; retry"

@@ -138,3 +138,44 @@ def test_watch_progress_notify_interval_in_a_config_file_is_nanoseconds(tmp_path
 def test_a_malformed_watch_progress_notify_interval_is_refused() -> None:
     with pytest.raises(ConfigError, match="experimental-watch-progress-notify-interval"):
         parse(["--experimental-watch-progress-notify-interval=10x"], environ={})
+
+
+def test_auto_compaction_and_corruption_checks_are_off_by_default() -> None:
+    config = parse([], environ={})
+    assert not config.auto_compaction.enabled
+    assert (config.initial_corrupt_check, config.corrupt_check_interval_s) == (False, 0.0)
+
+
+def test_auto_compaction_flags_are_read_as_etcd_reads_them() -> None:
+    config = parse(
+        ["--auto-compaction-mode=revision", "--auto-compaction-retention=1000"], environ={}
+    )
+    assert (config.auto_compaction.mode, config.auto_compaction.revisions) == ("revision", 1000)
+    from_env = parse([], environ={"ETCD_AUTO_COMPACTION_RETENTION": "2"})
+    assert from_env.auto_compaction.period_s == 7200.0
+
+
+def test_corruption_check_flags() -> None:
+    config = parse(
+        ["--experimental-initial-corrupt-check", "--experimental-corrupt-check-time=2h"],
+        environ={},
+    )
+    assert (config.initial_corrupt_check, config.corrupt_check_interval_s) == (True, 7200.0)
+
+
+def test_bad_auto_compaction_mode_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match='unknown auto-compaction-mode "sometimes"'):
+        parse(["--auto-compaction-mode=sometimes"], environ={})
+
+
+def test_config_file_takes_etcds_yaml_for_the_operator_flags(tmp_path: Path) -> None:
+    path = tmp_path / "etcd.yml"
+    path.write_text(
+        "auto-compaction-mode: revision\n"
+        "auto-compaction-retention: '500'\n"
+        "experimental-initial-corrupt-check: true\n"
+        "experimental-corrupt-check-time: 7200000000000\n"
+    )
+    config = parse(["--config-file", str(path)], environ={})
+    assert config.auto_compaction.revisions == 500
+    assert (config.initial_corrupt_check, config.corrupt_check_interval_s) == (True, 7200.0)

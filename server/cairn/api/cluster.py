@@ -89,9 +89,7 @@ class ClusterService:
         if request.isLearner:
             if sum(m.isLearner for m in table.members()) >= MAX_LEARNERS:
                 raise ErrTooManyLearners()
-        elif sum(1 for m in voters if m.name) < _quorum(len(voters) + 1):
-            # A new voter raises the quorum before it has started (etcd: "started" = has
-            # published its name).
+        elif not _ready_to_add_voter(voters):
             raise ErrNotEnoughStartedMembers()
         # etcd 3.4.23 refuses any add, learner too, while a voter is unreachable.
         if _connected(member, [m.ID for m in voters]) < len(voters):
@@ -134,6 +132,17 @@ class ClusterService:
         member = self._member
         await member.promote_learner(request.ID)
         return _answer(pb.MemberPromoteResponse(), member)
+
+
+def _ready_to_add_voter(voters: list[pb.Member]) -> bool:
+    """etcd's rule: a new voter raises the quorum before it has started ("started" = has
+    published its name), so the started voters must reach the new quorum, except when a
+    one-member cluster grows to two (etcd allows that, so a cluster restored onto one
+    member, or forced into one with --force-new-cluster, can grow again)."""
+    started = sum(1 for m in voters if m.name)
+    if started == 1 and len(voters) == 1:
+        return True
+    return started >= _quorum(len(voters) + 1)
 
 
 def _quorum(voters: int) -> int:

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from cairn.go_duration import GoDurationError, parse_go_duration
+from cairn.member import auto_compaction
+from cairn.member.auto_compaction import AutoCompaction
 from cairn.member.config import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
@@ -35,6 +38,14 @@ DEFAULT_INITIAL_CLUSTER = f"{DEFAULT_NAME}={DEFAULT_PEER_URL}"
 
 class ConfigError(Exception):
     """A configuration an operator must fix; the message says what and where."""
+
+    exit_code = 2  # a flag that does not parse (etcd's flag package exits 2 as well)
+
+
+class ConfigCheckError(ConfigError):
+    """Flags that parse but do not make sense together or as values (etcd exits 1)."""
+
+    exit_code = 1
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -91,6 +102,13 @@ FLAGS: list[Flag] = [
     Flag("initial-cluster-token", str, "etcd-cluster", "initial cluster token for bootstrap"),
     Flag("initial-cluster-state", str, "new", "initial cluster state ('new' or 'existing')"),
     Flag(
+        "force-new-cluster",
+        bool,
+        False,
+        "force to create a new one-member cluster from this member's data (quorum loss: the "
+        "other members are removed from its configuration; see docs/disaster-recovery.md)",
+    ),
+    Flag(
         "max-request-bytes", int, DEFAULT_MAX_REQUEST_BYTES, "maximum client request size in bytes"
     ),
     Flag("max-txn-ops", int, DEFAULT_MAX_TXN_OPS, "maximum number of operations in a txn"),
@@ -140,6 +158,40 @@ FLAGS: list[Flag] = [
         str,
         "basic",
         "'basic' or 'extensive' (adds the gRPC handling-latency histogram)",
+    ),
+    Flag(
+        "auto-compaction-mode",
+        str,
+        "periodic",
+        "interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for "
+        "duration based retention, defaulting to hours if no time unit is provided "
+        "(e.g. '5m'). 'revision' for revision number based retention",
+    ),
+    Flag(
+        "auto-compaction-retention",
+        str,
+        "0",
+        "auto compaction retention for mvcc key value store; 0 means disable auto compaction",
+    ),
+    Flag(
+        "experimental-test-revision-compaction-interval",
+        str,
+        "5m0s",
+        "TEST-ONLY: how often revision-mode auto-compaction checks (etcd: a fixed 5 minutes)",
+        hidden=True,
+    ),
+    Flag(
+        "experimental-initial-corrupt-check",
+        bool,
+        False,
+        "check the data against the peers' before serving clients; refuse to start on a mismatch",
+    ),
+    Flag(
+        "experimental-corrupt-check-time",
+        str,
+        "0s",
+        "duration between the leader's corruption checks (raise the CORRUPT alarm on a "
+        "mismatch); 0s disables them",
     ),
     Flag("log-level", str, "info", "debug, info, warn, error, panic or fatal"),
     Flag("logger", str, "zap", "accepted for etcd compatibility; cairn logs plain text lines"),
@@ -202,6 +254,11 @@ class ServeConfig:
     """--metrics=extensive: also export grpc_server_handling_seconds."""
     test_faults_file: str = ""
     """TEST-ONLY: --experimental-test-faults-file; empty means no fault injection at all."""
+    auto_compaction: AutoCompaction = field(default_factory=AutoCompaction)
+    """--auto-compaction-mode and --auto-compaction-retention."""
+    initial_corrupt_check: bool = False
+    corrupt_check_interval_s: float = 0.0
+    """--experimental-corrupt-check-time; 0 disables the periodic check."""
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -283,7 +340,15 @@ def _convert(flag: Flag, raw: object, where: str) -> object:
             return int(str(raw))
         except ValueError:
             raise ConfigError(f"invalid value {raw!r} for {where}: want an integer") from None
+    if flag.name in _GO_DURATION_FLAGS and isinstance(raw, int) and not isinstance(raw, bool):
+        return f"{raw}ns"  # etcd's YAML holds a Go duration as its nanoseconds
     return str(raw)
+
+
+# Duration flags read with Go's duration syntax (a bare number is an error on the command line).
+_GO_DURATION_FLAGS = frozenset(
+    ("experimental-corrupt-check-time", "experimental-test-revision-compaction-interval")
+)
 
 
 def _read_config_file(path: str) -> dict[str, object]:
@@ -393,6 +458,7 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         max_txn_ops=int(_get(values, "max-txn-ops")),  # type: ignore[call-overload]
         snapshot_count=int(_get(values, "snapshot-count")),  # type: ignore[call-overload]
         quota_backend_bytes=int(_get(values, "quota-backend-bytes")),  # type: ignore[call-overload]
+        force_new_cluster=bool(_get(values, "force-new-cluster")),
     )
     return ServeConfig(
         member=member,
@@ -420,7 +486,31 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         ),
         extensive_metrics=metrics_level == "extensive",
         test_faults_file=str(_get(values, "experimental-test-faults-file")),
+        auto_compaction=_auto_compaction(values),
+        initial_corrupt_check=bool(_get(values, "experimental-initial-corrupt-check")),
+        corrupt_check_interval_s=_go_duration_flag(values, "experimental-corrupt-check-time"),
     )
+
+
+def _go_duration_flag(values: Mapping[str, object], name: str) -> float:
+    """A duration flag etcd parses with Go's flag package (its error text), in seconds."""
+    raw = str(_get(values, name))
+    try:
+        nanos = parse_go_duration(raw)
+    except GoDurationError:
+        raise ConfigError(f'invalid value "{raw}" for flag -{name}: parse error') from None
+    return max(0, nanos) / 1e9
+
+
+def _auto_compaction(values: Mapping[str, object]) -> AutoCompaction:
+    try:
+        return auto_compaction.parse(
+            str(_get(values, "auto-compaction-mode")),
+            str(_get(values, "auto-compaction-retention")),
+            _go_duration_flag(values, "experimental-test-revision-compaction-interval"),
+        )
+    except auto_compaction.AutoCompactionError as error:
+        raise ConfigCheckError(str(error)) from None
 
 
 def _tls_files(values: Mapping[str, object], prefix: str) -> TLSFiles:

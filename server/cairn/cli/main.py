@@ -19,7 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
     except serve_config.ConfigError as error:
         logs.setup()
         print(f"cairn serve: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     logs.setup(config.log_level, config.log_outputs)
     return _run_server(serve.run(config))
 
@@ -52,6 +52,12 @@ def _render(args: argparse.Namespace) -> int:
     from cairn.cli import render
 
     return render.main(args)
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from cairn.cli import snapshot
+
+    return snapshot.main(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -102,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     render_module.add_arguments(render)
     render.set_defaults(func=_render)
+
+    snapshot = commands.add_parser(
+        "snapshot", help="check a backup file (status) or make a data dir from it (restore)"
+    )
+    from cairn.cli import snapshot as snapshot_module
+
+    snapshot_module.add_arguments(snapshot)
+    snapshot.set_defaults(func=_snapshot)
 
     bench = commands.add_parser(
         "bench", help="measure put/range throughput and latency, and watch delivery (--ops watch)"

@@ -19,6 +19,7 @@ from cairn.api.services import etcd_services
 from cairn.cli import fault_file, tls
 from cairn.cli.config import ConfigError, ServeConfig
 from cairn.errors import ErrStopped
+from cairn.member import auto_compaction, corruption
 from cairn.member.raft_member import ClusterSettings, RaftMember, RaftMemberError
 from cairn.observe.member_metrics import connect_member
 from cairn.observe.registry import CONTENT_TYPE, MetricsRegistry
@@ -164,6 +165,7 @@ async def _start_member(config: ServeConfig) -> RaftMember:
     except RaftMemberError as error:
         raise ConfigError(str(error)) from None
     await member.start()
+    await _start_operator_tasks(config, member)
     if faults is not None:
         fault_file.apply_fsync_delay(
             member.wal, fault_file.read_fsync_delay(Path(config.test_faults_file))
@@ -174,6 +176,26 @@ async def _start_member(config: ServeConfig) -> RaftMember:
         _background.add(task)
         task.add_done_callback(_background.discard)
     return member
+
+
+async def _start_operator_tasks(config: ServeConfig, member: RaftMember) -> None:
+    """The initial corruption check (before any client is served), then the periodic one and
+    the auto-compactor, which run as long as the member does."""
+    if config.initial_corrupt_check:
+        try:
+            await corruption.initial_check(member)
+        except corruption.DataInconsistency as error:
+            await member.stop()
+            raise RaftMemberError(str(error)) from None
+    if config.corrupt_check_interval_s > 0:
+        member.spawn(
+            corruption.run_periodic(member, config.corrupt_check_interval_s), "corruption-check"
+        )
+    if config.auto_compaction.enabled:
+        member.spawn(
+            auto_compaction.run(auto_compaction.member_host(member), config.auto_compaction),
+            "auto-compaction",
+        )
 
 
 async def _watch_member(member: RaftMember, stop: asyncio.Event) -> None:

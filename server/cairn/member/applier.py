@@ -14,6 +14,7 @@ from typing import Protocol
 
 from cairn.errors import (
     ErrCompacted,
+    ErrCorrupt,
     ErrFutureRev,
     ErrKeyNotFound,
     ErrLeaseExist,
@@ -104,6 +105,13 @@ def do_range(view: ReadView, r: pb.RangeRequest) -> pb.RangeResponse:
     return response
 
 
+# What a CORRUPT alarm refuses at apply time: every request kind that changes the keyspace
+# or the leases (etcd's corrupt applier). Alarms still apply, so the alarm can be disarmed;
+# reads and read-only txns never reach the applier's write path and keep working.
+REFUSED_WHEN_CORRUPT = frozenset(
+    ("put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke")
+)
+
 # etcd's upper bound on a granted TTL, in seconds (lease.MaxLeaseTTL).
 MAX_LEASE_TTL = 9_000_000_000
 
@@ -149,6 +157,8 @@ class Applier:
     def apply(self, request: InternalRequest) -> Applied:
         """Apply one committed KV request (the kinds every member type replicates)."""
         kind = request.WhichOneof("request")
+        if kind in REFUSED_WHEN_CORRUPT and self.alarms.has(pb.CORRUPT):
+            raise ErrCorrupt()
         if kind == "put":
             return self.put(request.put)
         if kind == "delete_range":

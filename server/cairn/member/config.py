@@ -28,6 +28,7 @@ class MemberConfig:
     max_txn_ops: int = DEFAULT_MAX_TXN_OPS  # --max-txn-ops
     snapshot_count: int = DEFAULT_SNAPSHOT_COUNT  # --snapshot-count
     quota_backend_bytes: int = 0  # --quota-backend-bytes (0: the 2 GiB default)
+    force_new_cluster: bool = False  # --force-new-cluster
     wal_segment_bytes: int = 64 * 1024 * 1024
 
     @property

@@ -76,12 +76,8 @@ class Membership:
         members = {mid: pb.Member.FromString(rec) for mid, rec in records.items() if rec}
         removed = {mid for mid, rec in records.items() if not rec}
         if not members and seed:
-            founders = [
-                pb.Member(ID=derive_member_id(urls, token), name=name, peerURLs=sorted(urls))
-                for name, urls in initial_cluster.items()
-            ]
-            members = {m.ID: m for m in founders}
-            backend.write_batch({_key(m.ID): m.SerializeToString() for m in members.values()})
+            members = {m.ID: m for m in founders(initial_cluster, token)}
+            backend.write_batch(table_records(members.values()))
         table = cls(store, members)
         table._removed = removed
         table._known_urls = {
@@ -169,6 +165,20 @@ class Membership:
             if owner != ignore and wanted & set(member.peerURLs):
                 return owner
         return None
+
+
+def founders(initial_cluster: dict[str, list[str]], token: str) -> list[pb.Member]:
+    """The table every founding member derives from --initial-cluster and the token (and a
+    restore, from its own --initial-cluster: a restored cluster is a new one)."""
+    return [
+        pb.Member(ID=derive_member_id(urls, token), name=name, peerURLs=sorted(urls))
+        for name, urls in initial_cluster.items()
+    ]
+
+
+def table_records(members: Iterable[pb.Member]) -> dict[bytes, bytes]:
+    """The LevelDB records that hold `members` as the member table."""
+    return {_key(m.ID): m.SerializeToString() for m in members}
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field, replace
 
 import grpc
@@ -48,6 +48,7 @@ from cairn.errors import (
     ErrNoSpace,
     ErrNotLeader,
     ErrRequestTooLarge,
+    ErrSnapshotAborted,
     ErrStopped,
     ErrTimeout,
     ErrTimeoutDueToConnectionLost,
@@ -55,7 +56,15 @@ from cairn.errors import (
     ErrTimeoutLeaderTransfer,
     EtcdError,
 )
-from cairn.member import forwarding, join, snapshot_image, snapshot_meta
+from cairn.member import (
+    backup,
+    corruption,
+    force_new_cluster,
+    forwarding,
+    join,
+    snapshot_image,
+    snapshot_meta,
+)
 from cairn.member.applier import Applied, Applier
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
@@ -201,6 +210,7 @@ class RaftMember:
         self.leader = 0
         self._leader_elected_at = float("-inf")  # loop time this member learned of its leader
         self._may_be_alone = True  # until the configuration at start is known
+        self._forcing_new_cluster = False  # until the forced removals are applied
         # The commit index at start: entries up to it are replayed from the WAL.
         self._replay_to = 0
         self._replayed: list[int] = []
@@ -245,8 +255,12 @@ class RaftMember:
             entries = replay.entries
             if marker is not None:
                 entries = [e for e in entries if e.index > marker.index]
-            self._storage.append([_from_wal(e) for e in entries])
+            raft_entries = [_from_wal(e) for e in entries]
             hs = replay.hard_state or WALHardState(entries[-1].term if entries else 0, 0, 0)
+            if cfg.force_new_cluster:
+                forced, hs = self._force_new_cluster(raft_entries, hs, marker)
+                raft_entries += forced
+            self._storage.append(raft_entries)
             # Only committed entries are ever applied, so the applied index is committed even
             # when the hard state that said so was in a tail the WAL lost.
             commit = max(hs.commit, marker.index if marker is not None else 0)
@@ -262,6 +276,8 @@ class RaftMember:
                 self.store.applied_index,
             )
         else:
+            if cfg.force_new_cluster:
+                log.warning("--force-new-cluster is ignored: %s holds no data yet", cfg.data_dir)
             if cfg.name not in cfg.initial_cluster:
                 raise RaftMemberError(
                     f"couldn't find local name {cfg.name!r} in the initial cluster configuration"
@@ -386,6 +402,39 @@ class RaftMember:
         metadata = SnapshotMetadata(marker.index, marker.term, meta.conf_state)
         self._storage.apply_snapshot(Snapshot(metadata))
         return marker
+
+    def _force_new_cluster(
+        self, entries: list[Entry], hs: WALHardState, marker: SnapshotMarker | None
+    ) -> tuple[list[Entry], WALHardState]:
+        """--force-new-cluster: log the removal of every other member, committed and synced
+        before anything else happens (see cairn.member.force_new_cluster)."""
+        own = self.identity.member_id
+        members = force_new_cluster.members_after_log(
+            (m.ID for m in self.membership.members()), entries, self.store.applied_index
+        )
+        record = self.membership.get(own)
+        if own not in members or (record is not None and record.isLearner):
+            raise RaftMemberError(
+                f"--force-new-cluster: member {own:x} is not a voter of its own cluster "
+                "(removed, or a learner that may lack committed entries); it cannot carry on "
+                "alone"
+            )
+        last_index = self._wal.last_index
+        last_term = entries[-1].term if entries else (marker.term if marker is not None else 0)
+        term = max(hs.term, last_term)
+        forced = force_new_cluster.removal_entries(own, members, last_index, term)
+        commit = forced[-1].index if forced else last_index
+        hard = WALHardState(term, hs.vote, commit)
+        self._wal.save([_to_wal(e) for e in forced], hard)
+        self._forcing_new_cluster = True
+        log.warning(
+            "--force-new-cluster: member %x continues as a one-member cluster; removing "
+            "%s from its configuration (every entry up to index %d is applied)",
+            own,
+            ", ".join(f"{m:x}" for m in sorted(members - {own})) or "nobody",
+            commit,
+        )
+        return forced, hard
 
     def _sole_voter_snapshot(self, applied: int, last: int, term: int) -> SnapshotMeta:
         """A one-member cluster whose WAL lost a tail the state had already applied.
@@ -518,9 +567,18 @@ class RaftMember:
         voters = set(self.node.status().conf_state.voters)
         if not voters:
             return
-        self._may_be_alone = False
-        if voters == {self.identity.member_id}:
+        alone = voters == {self.identity.member_id}
+        # --force-new-cluster: the other voters go once the forced removals are applied.
+        if alone or not self._forcing_new_cluster:
+            self._may_be_alone = False
+        if alone:
+            self._forcing_new_cluster = False
             self.node.campaign()
+
+    def spawn(self, work: Coroutine[object, object, None], name: str) -> None:
+        """Run `work` (an operator task: auto-compaction, corruption checks) for as long as
+        the member runs; stop() cancels it with the member's own tasks."""
+        self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
 
     def publish(self, client_urls: list[str]) -> None:
         """Announce name and client URLs through Raft until applied; stop() ends the retries."""
@@ -863,7 +921,12 @@ class RaftMember:
         """The peer transport's `on_forward`: answer what a follower forwarded to us."""
         request = Forwarded.FromString(payload)
         try:
-            if request.WhichOneof("request") == "member_promote":
+            if request.WhichOneof("request") == "hash_kv":
+                # Any member answers for itself: the leader's corruption check asks everyone.
+                header = pb.ResponseHeader()
+                self.fill_header(header)
+                answer = corruption.answer_hash_kv(self.store, request.hash_kv, header)
+            elif request.WhichOneof("request") == "member_promote":
                 if not self.is_leader:
                     raise ErrNotLeader()
                 await self.promote_learner(request.member_promote.ID)
@@ -942,6 +1005,50 @@ class RaftMember:
             before,
             self.backend.size_on_disk(),
         )
+
+    @contextlib.asynccontextmanager
+    async def backup(self) -> AsyncIterator[backup.BackupSource]:
+        """A backup of this member's state (Maintenance.Snapshot), at one applied index.
+
+        The LevelDB snapshot handle is taken between two applied groups (the Ready loop
+        applies and flushes a group without yielding), so it holds exactly the state at the
+        applied index it records, while writes go on. Counted as an image stream, so a
+        defragmentation waits for it; a member stopping, or swapping in a leader's image,
+        closes the old files under it and the stream fails rather than reading a mix.
+        """
+        if self._stopping:
+            raise ErrStopped()
+        handle = self.backend.db.snapshot()
+        self._images_sending += 1
+        try:
+            try:
+                source = await backup.prepare(
+                    handle,
+                    self.identity.name,
+                    self.identity.member_id,
+                    self.identity.cluster_id,
+                    self.term,
+                )
+                log.info(
+                    "member %x: sending a snapshot at applied index %d, revision %d (%d "
+                    "records, %d bytes)",
+                    self.identity.member_id,
+                    source.meta.applied_index,
+                    source.meta.revision,
+                    source.meta.record_count,
+                    source.content_bytes,
+                )
+                yield source
+            except RuntimeError as closed:
+                if "closed" not in str(closed):  # plyvel's text for a closed database
+                    raise
+                if self._stopping:
+                    raise ErrStopped() from None
+                raise ErrSnapshotAborted() from closed
+        finally:
+            self._images_sending -= 1
+            with contextlib.suppress(RuntimeError):
+                handle.close()
 
     async def wait_compaction(self, rev: int) -> None:
         """Physical compaction: wait until the dropped history is deleted on this member."""

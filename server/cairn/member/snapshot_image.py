@@ -82,6 +82,59 @@ async def stream(
     yield bytes(buffer)
 
 
+class ImageParser:
+    """Checks an image as its bytes arrive and hands out its records, in order.
+
+    Shared by the follower that installs a leader's image and by `cairn snapshot` reading a
+    backup file (cairn.member.backup), which carries the same image.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self.expected: int | None = None
+        self.seen = 0
+        self._crc = 0
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
+        """The records completed by `data` (raises ImageError on a bad header)."""
+        self._buffer += data
+        if self.expected is None:
+            if len(self._buffer) < _HEADER.size:
+                return []
+            magic, version, count = _HEADER.unpack_from(self._buffer)
+            if magic != MAGIC or version != VERSION:
+                raise ImageError(f"not a cairn image (magic {magic!r}, version {version})")
+            self.expected = count
+            del self._buffer[: _HEADER.size]
+        records = []
+        offset = 0
+        while self.seen < self.expected and len(self._buffer) - offset >= _RECORD.size:
+            klen, vlen = _RECORD.unpack_from(self._buffer, offset)
+            end = offset + _RECORD.size + klen + vlen
+            if len(self._buffer) < end:
+                break
+            self._crc = zlib.crc32(memoryview(self._buffer)[offset:end], self._crc)
+            key_at = offset + _RECORD.size
+            key = bytes(self._buffer[key_at : key_at + klen])
+            records.append((key, bytes(self._buffer[key_at + klen : end])))
+            self.seen += 1
+            offset = end
+        del self._buffer[:offset]
+        if self.seen == self.expected and len(self._buffer) > _TRAILER.size:
+            raise ImageError(f"image has {len(self._buffer) - _TRAILER.size} bytes after its end")
+        return records
+
+    def finish(self) -> None:
+        """Check that every record arrived and the CRC matches the trailer."""
+        if self.expected is None or self.seen != self.expected:
+            raise ImageError(f"image ended after {self.seen} of {self.expected} records")
+        if len(self._buffer) != _TRAILER.size:
+            raise ImageError(f"image trailer has {len(self._buffer)} bytes, not 4")
+        (crc,) = _TRAILER.unpack(bytes(self._buffer))
+        if crc != self._crc:
+            raise ImageError(f"image CRC {self._crc:08x} does not match trailer {crc:08x}")
+
+
 class ImageWriter:
     """Parses an image as its chunks arrive and writes it into a fresh LevelDB directory."""
 
@@ -90,35 +143,11 @@ class ImageWriter:
             shutil.rmtree(path)
         self.path = path
         self.db = plyvel.DB(path, create_if_missing=True, error_if_exists=True)
-        self._buffer = bytearray()
-        self._expected: int | None = None
-        self._seen = 0
-        self._crc = 0
+        self._parser = ImageParser()
         self._batch: list[tuple[bytes, bytes]] = []
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
-        if self._expected is None:
-            if len(self._buffer) < _HEADER.size:
-                return
-            magic, version, count = _HEADER.unpack_from(self._buffer)
-            if magic != MAGIC or version != VERSION:
-                raise ImageError(f"not a cairn image (magic {magic!r}, version {version})")
-            self._expected = count
-            del self._buffer[: _HEADER.size]
-        offset = 0
-        while self._seen < self._expected and len(self._buffer) - offset >= _RECORD.size:
-            klen, vlen = _RECORD.unpack_from(self._buffer, offset)
-            end = offset + _RECORD.size + klen + vlen
-            if len(self._buffer) < end:
-                break
-            self._crc = zlib.crc32(memoryview(self._buffer)[offset:end], self._crc)
-            key_at = offset + _RECORD.size
-            key = bytes(self._buffer[key_at : key_at + klen])
-            self._batch.append((key, bytes(self._buffer[key_at + klen : end])))
-            self._seen += 1
-            offset = end
-        del self._buffer[:offset]
+        self._batch.extend(self._parser.feed(data))
         if len(self._batch) >= _BATCH_RECORDS:
             self._write_batch()
 
@@ -130,13 +159,7 @@ class ImageWriter:
 
     def finish(self, extra: dict[bytes, bytes]) -> None:
         """Check count and CRC, add `extra` records, and make the directory durable."""
-        if self._expected is None or self._seen != self._expected:
-            raise ImageError(f"image ended after {self._seen} of {self._expected} records")
-        if len(self._buffer) != _TRAILER.size:
-            raise ImageError(f"image trailer has {len(self._buffer)} bytes, not 4")
-        (crc,) = _TRAILER.unpack(bytes(self._buffer))
-        if crc != self._crc:
-            raise ImageError(f"image CRC {self._crc:08x} does not match trailer {crc:08x}")
+        self._parser.finish()
         self._batch.extend(extra.items())
         with self.db.write_batch(sync=True) as batch:
             for key, value in self._batch:

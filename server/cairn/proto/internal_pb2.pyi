@@ -58,26 +58,30 @@ class LeaseRecord(_message.Message):
     def __init__(self, ID: _Optional[int] = ..., TTL: _Optional[int] = ...) -> None: ...
 
 class Forwarded(_message.Message):
-    __slots__ = ("keep_alive", "time_to_live", "member_promote")
+    __slots__ = ("keep_alive", "time_to_live", "member_promote", "hash_kv")
     KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
     TIME_TO_LIVE_FIELD_NUMBER: _ClassVar[int]
     MEMBER_PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KV_FIELD_NUMBER: _ClassVar[int]
     keep_alive: _rpc_pb2.LeaseKeepAliveRequest
     time_to_live: _rpc_pb2.LeaseTimeToLiveRequest
     member_promote: _rpc_pb2.MemberPromoteRequest
-    def __init__(self, keep_alive: _Optional[_Union[_rpc_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., time_to_live: _Optional[_Union[_rpc_pb2.LeaseTimeToLiveRequest, _Mapping]] = ..., member_promote: _Optional[_Union[_rpc_pb2.MemberPromoteRequest, _Mapping]] = ...) -> None: ...
+    hash_kv: _rpc_pb2.HashKVRequest
+    def __init__(self, keep_alive: _Optional[_Union[_rpc_pb2.LeaseKeepAliveRequest, _Mapping]] = ..., time_to_live: _Optional[_Union[_rpc_pb2.LeaseTimeToLiveRequest, _Mapping]] = ..., member_promote: _Optional[_Union[_rpc_pb2.MemberPromoteRequest, _Mapping]] = ..., hash_kv: _Optional[_Union[_rpc_pb2.HashKVRequest, _Mapping]] = ...) -> None: ...
 
 class ForwardedAnswer(_message.Message):
-    __slots__ = ("keep_alive", "time_to_live", "error", "member_promote")
+    __slots__ = ("keep_alive", "time_to_live", "error", "member_promote", "hash_kv")
     KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
     TIME_TO_LIVE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     MEMBER_PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KV_FIELD_NUMBER: _ClassVar[int]
     keep_alive: _rpc_pb2.LeaseKeepAliveResponse
     time_to_live: _rpc_pb2.LeaseTimeToLiveResponse
     error: ForwardedError
     member_promote: _rpc_pb2.MemberPromoteResponse
-    def __init__(self, keep_alive: _Optional[_Union[_rpc_pb2.LeaseKeepAliveResponse, _Mapping]] = ..., time_to_live: _Optional[_Union[_rpc_pb2.LeaseTimeToLiveResponse, _Mapping]] = ..., error: _Optional[_Union[ForwardedError, _Mapping]] = ..., member_promote: _Optional[_Union[_rpc_pb2.MemberPromoteResponse, _Mapping]] = ...) -> None: ...
+    hash_kv: _rpc_pb2.HashKVResponse
+    def __init__(self, keep_alive: _Optional[_Union[_rpc_pb2.LeaseKeepAliveResponse, _Mapping]] = ..., time_to_live: _Optional[_Union[_rpc_pb2.LeaseTimeToLiveResponse, _Mapping]] = ..., error: _Optional[_Union[ForwardedError, _Mapping]] = ..., member_promote: _Optional[_Union[_rpc_pb2.MemberPromoteResponse, _Mapping]] = ..., hash_kv: _Optional[_Union[_rpc_pb2.HashKVResponse, _Mapping]] = ...) -> None: ...
 
 class ForwardedError(_message.Message):
     __slots__ = ("code", "message")
