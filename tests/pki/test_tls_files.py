@@ -130,16 +130,3 @@ def test_a_broken_rotation_is_logged_once_not_per_handshake(
         for _ in range(5):
             assert credentials._fetch() is None
     assert len([r for r in caplog.records if "cannot be loaded" in r.message]) == 1
-
-
-def test_two_ports_of_one_server_each_bind_with_their_own_credentials(
-    layout: pki.Layout,
-) -> None:
-    credentials = ReloadingServerCredentials(server_files(layout))
-    server = grpc.server(thread_pool=None)  # type: ignore[arg-type]
-    try:
-        first = server.add_secure_port("127.0.0.1:0", credentials.port_credentials())
-        second = server.add_secure_port("127.0.0.2:0", credentials.port_credentials())
-        assert first > 0 and second > 0
-    finally:
-        server.stop(None)

@@ -99,7 +99,10 @@ def add_client_port(
     """Bind one client URL: TLS for https (credentials exist then), plaintext for http."""
     if _secure(url):
         assert credentials is not None  # client_credentials() refused https without a pair
-        return server.add_secure_port(address, credentials.port_credentials())
+        if credentials.bound:
+            credentials = credentials.for_another_port()
+        credentials.bound = True
+        return server.add_secure_port(address, credentials.credentials)
     return server.add_insecure_port(address)
 
 

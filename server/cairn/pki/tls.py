@@ -111,35 +111,23 @@ class ReloadingServerCredentials:
         self._loaded = _signature(self._paths)
         self.reloads = 0
         """How many times new material was handed to gRPC (for tests and logs)."""
+        self.bound = False
+        """Whether a port was bound with these credentials (gRPC serves one port per object)."""
         self._failed = ""
-        self._material = initial
-        self.credentials = self.port_credentials()
-        """The first port's credentials (a server with one port of this kind needs no other)."""
-
-    def port_credentials(self) -> grpc.ServerCredentials:
-        """Credentials for one more port, following the same files.
-
-        gRPC gives a dynamic credential's initial configuration to the first port it secures
-        only: a second port bound with the same object gets nothing and cannot bind (two https
-        client URLs, e.g. the host's address and 127.0.0.1). So each port gets its own object,
-        and each catches up with the newest pair on its next handshake, whichever port noticed
-        the rotation first.
-        """
-        seen = self.reloads
-
-        def fetch() -> grpc.ServerCertificateConfiguration | None:
-            nonlocal seen
-            self._fetch()
-            if seen == self.reloads:
-                return None
-            seen = self.reloads
-            return self._configuration(self._material)
-
-        return grpc.dynamic_ssl_server_credentials(
-            self._configuration(self._material),
-            fetch,
-            require_client_authentication=self.files.verifies_clients,
+        self.credentials = grpc.dynamic_ssl_server_credentials(
+            self._configuration(initial),
+            self._fetch,
+            require_client_authentication=files.verifies_clients,
         )
+
+    def for_another_port(self) -> ReloadingServerCredentials:
+        """Credentials of the same files for one more listening port.
+
+        gRPC gives a dynamic credentials object's initial pair to the first port bound with it
+        only (a second port asks the fetcher, which has nothing new, and the bind fails), and
+        each port must notice a rotation on its own: so one reloading object per port.
+        """
+        return ReloadingServerCredentials(self.files, self._flags)
 
     @staticmethod
     def _configuration(material: _Material) -> grpc.ServerCertificateConfiguration:
@@ -165,7 +153,6 @@ class ReloadingServerCredentials:
             log.exception("TLS reload failed; keeping the old certificate")
             return None
         self._loaded = signature
-        self._material = material
         self.reloads += 1
         log.info(
             "reloaded TLS certificate %s and key %s", self.files.cert_file, self.files.key_file
