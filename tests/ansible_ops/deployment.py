@@ -137,12 +137,6 @@ def write_inventory(fleet: fleet_module.Fleet, directory: Path) -> Path:
                         name: {"ansible_host": fleet.host(name).address, "cairn_zone": zone}
                         for name, zone in MEMBERS.items()
                     },
-                    "vars": {
-                        # node exporter (backup age, host metrics) from the monitoring host.
-                        "cairn_firewall_extra_rules": [
-                            f'tcp dport 9100 ip saddr {monitoring_address} accept comment "node exporter"'
-                        ],
-                    },
                 },
                 "monitoring": {"hosts": {MONITORING: {"ansible_host": monitoring_address}}},
             },
