@@ -15,7 +15,8 @@ import pytest
 import yaml
 from tests.ansible_ops.deployment import MEMBERS, REPO, Deployment, ansible_environment, tool
 
-pytestmark = pytest.mark.slow
+# The first test that asks for the deployment also waits for site.yml and monitoring.yml.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 OUR_PLAYBOOKS = ("monitoring.yml", "backup.yml", "restore.yml")
 OUR_ROLES = ("cairn_backup", "cairn_monitoring", "cairn_debs")
