@@ -20,12 +20,13 @@ $(VENV)/.installed: pyproject.toml
 # amtool (Debian packages).
 system-deps:
 	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null \
-	    || ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
+	    || ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
+	    || ! command -v prometheus-node-exporter >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client prometheus prometheus-alertmanager >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client prometheus prometheus-alertmanager prometheus-node-exporter >/dev/null; \
 	  else \
-	    echo "need the Debian packages etcd-server, etcd-client, prometheus and prometheus-alertmanager (run as root or install them)"; exit 1; \
+	    echo "need the Debian packages etcd-server, etcd-client, prometheus, prometheus-alertmanager and prometheus-node-exporter (run as root or install them)"; exit 1; \
 	  fi; \
 	fi
 
@@ -47,7 +48,7 @@ render: venv
 	$(CAIRN) render
 
 cluster: venv
-	$(CAIRN) dev --dir $(CLUSTER_DIR) $(if $(TLS),--tls)
+	$(CAIRN) dev --dir $(CLUSTER_DIR) $(if $(PLAINTEXT),--no-tls)
 
 bench: venv system-deps
 	$(CAIRN) bench --against-etcd

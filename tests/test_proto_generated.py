@@ -521,7 +521,8 @@ def test_oneofs(message: type[Message], oneof: str, members: list[str]) -> None:
 
 
 def test_internal_request_oneof_numbers() -> None:
-    """cairn's log entry keeps etcd's internal field numbers (4-10, and 1301 for publish)."""
+    """cairn's log entry keeps etcd's internal field numbers (4-10, the Auth requests at
+    1000-1204, and 1301 for publish)."""
     fields = internal_pb2.InternalRequest.DESCRIPTOR.oneofs_by_name["request"].fields
     assert [(f.name, f.number) for f in fields] == [
         ("put", 4),
@@ -531,6 +532,23 @@ def test_internal_request_oneof_numbers() -> None:
         ("lease_grant", 8),
         ("lease_revoke", 9),
         ("alarm", 10),
+        ("auth_enable", 1000),
+        ("auth_disable", 1011),
+        ("authenticate", 1012),
+        ("auth_status", 1013),
+        ("auth_user_add", 1100),
+        ("auth_user_delete", 1101),
+        ("auth_user_get", 1102),
+        ("auth_user_change_password", 1103),
+        ("auth_user_grant_role", 1104),
+        ("auth_user_revoke_role", 1105),
+        ("auth_user_list", 1106),
+        ("auth_role_list", 1107),
+        ("auth_role_add", 1200),
+        ("auth_role_delete", 1201),
+        ("auth_role_get", 1202),
+        ("auth_role_grant_permission", 1203),
+        ("auth_role_revoke_permission", 1204),
         ("member_attributes", 1301),
     ]
 

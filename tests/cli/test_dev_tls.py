@@ -1,4 +1,4 @@
-"""`cairn dev --tls` (`make cluster TLS=1`): a local cluster that etcdctl reaches only with the
+"""`cairn dev` (`make cluster`): by default a local cluster that etcdctl reaches only with the
 certificates and flags it prints."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_dev_tls_prints_etcdctl_flags_that_work_and_plaintext_is_refused(tmp_pat
     port = _free_base_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
     dev = subprocess.Popen(
-        [sys.executable, "-m", "cairn", "dev", "--tls", "--members", "1", "--client-port", str(port), "--dir", str(tmp_path / "c")],
+        [sys.executable, "-m", "cairn", "dev", "--members", "1", "--client-port", str(port), "--dir", str(tmp_path / "c")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,

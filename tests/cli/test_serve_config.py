@@ -140,6 +140,35 @@ def test_a_malformed_watch_progress_notify_interval_is_refused() -> None:
         parse(["--experimental-watch-progress-notify-interval=10x"], environ={})
 
 
+def test_encryption_key_file_is_off_by_default() -> None:
+    assert parse([], environ={}).member.encryption_key_file == ""
+
+
+def test_encryption_key_file_flag_is_carried() -> None:
+    config = parse(["--encryption-key-file=/etc/cairn/keys.yaml"], environ={})
+    assert config.member.encryption_key_file == "/etc/cairn/keys.yaml"
+
+
+def test_encryption_key_file_variable_is_cairns_own_not_etcds() -> None:
+    config = parse([], environ={"CAIRN_ENCRYPTION_KEY_FILE": "/k.yaml"})
+    assert config.member.encryption_key_file == "/k.yaml"
+    assert (
+        parse([], environ={"ETCD_ENCRYPTION_KEY_FILE": "/k.yaml"}).member.encryption_key_file == ""
+    )
+
+
+def test_encryption_key_file_flag_and_variable_together_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="'CAIRN_ENCRYPTION_KEY_FILE' is shadowed"):
+        parse(["--encryption-key-file=/a"], environ={"CAIRN_ENCRYPTION_KEY_FILE": "/b"})
+
+
+def test_encryption_key_file_from_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "etcd.yml"
+    path.write_text("name: m1\nencryption-key-file: /etc/cairn/keys.yaml\n")
+    config = parse(["--config-file", str(path)], environ={})
+    assert config.member.encryption_key_file == "/etc/cairn/keys.yaml"
+
+
 def test_auto_compaction_and_corruption_checks_are_off_by_default() -> None:
     config = parse([], environ={})
     assert not config.auto_compaction.enabled

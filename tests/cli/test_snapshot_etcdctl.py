@@ -25,8 +25,10 @@ from tests.support.servers import ServerProcess, etcd_path, start_server
 
 from cairn.cli.snapshot import render_status
 from cairn.member.backup import BackupFile, BackupStatus
+from cairn.member.identity import Identity
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto import rpc_pb2_grpc
+from cairn.wal import WAL
 
 pytestmark = [
     pytest.mark.slow,
@@ -268,3 +270,40 @@ def test_the_snapshot_stream_is_framed_as_etcds(saved: dict[str, Saved]) -> None
     cairn = _framing(_snapshot_messages(saved["cairn"].server))
     assert cairn == etcd
     assert etcd["last"] == (0, True)
+
+
+def test_restore_refuses_a_truncated_snapshot_and_leaves_no_data_dir(
+    saved: dict[str, Saved], tmp_path: Path
+) -> None:
+    whole = saved["cairn"].path.read_bytes()
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(whole[: len(whole) // 2])
+    ran = _cairn("snapshot", "restore", str(cut), *_restore_flags(tmp_path, "cairn"))
+    assert (ran.returncode, ran.stdout) == (1, "")
+    assert ran.stderr.splitlines()[-1].startswith("Error: ")
+    assert "truncated" in ran.stderr
+    assert not (tmp_path / "cairn").exists()
+
+
+def test_restore_gives_the_member_and_cluster_ids_etcdctl_restore_gives(
+    saved: dict[str, Saved], tmp_path: Path
+) -> None:
+    """The same --name, --initial-cluster and token: the same IDs as etcd's restore."""
+    etcd = _etcdctl(
+        "snapshot", "restore", str(saved["etcd"].path), *_restore_flags(tmp_path, "etcd")
+    )
+    assert etcd.returncode == 0, etcd.stderr
+    added = [json.loads(line) for line in etcd.stderr.splitlines() if '"added member"' in line]
+    etcd_cluster = {entry["cluster-id"] for entry in added}
+    etcd_r1 = next(
+        e["added-peer-id"] for e in added if e["added-peer-peer-urls"] == ["http://127.0.0.1:41012"]
+    )
+    cairn = _cairn(
+        "snapshot", "restore", str(saved["cairn"].path), *_restore_flags(tmp_path, "cairn")
+    )
+    assert cairn.returncode == 0, cairn.stderr
+    wal, replay = WAL.open(tmp_path / "cairn" / "member" / "wal")
+    wal.close()
+    identity = Identity.from_bytes(replay.metadata)
+    assert etcd_cluster == {format(identity.cluster_id, "x")}
+    assert etcd_r1 == format(identity.member_id, "x")

@@ -116,7 +116,9 @@ def test_leases_survive_the_kill_9_of_every_member(tmp_path: Path) -> None:
         leader = cluster.wait_for_leader()
         shown = ctl(leader, "lease", "timetolive", lease, "--keys")
         found = _REMAINING.search(shown)
-        assert found is not None and found.group(1) == "600" and int(found.group(2)) >= 599
+        # The new leader restarts every lease's clock when it takes over; a loaded machine
+        # may take a few seconds between that and this query.
+        assert found is not None and found.group(1) == "600" and int(found.group(2)) >= 590
         assert "attached keys([k])" in shown
         assert lease in ctl(leader, "lease", "list")
         ctl(leader, "lease", "revoke", lease)

@@ -40,6 +40,19 @@ def until_ok(endpoints: str, *args: str, timeout: float = 20.0) -> str:
         time.sleep(0.2)
 
 
+def until_shows(endpoints: str, expected: str, *args: str, timeout: float = 20.0) -> str:
+    """Retry until the output contains `expected`: a serializable read on a member that has
+    just joined succeeds before it has caught up, and answers from its (empty) local state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        output = until_ok(endpoints, *args, timeout=timeout)
+        if expected in output:
+            return output
+        if time.monotonic() > deadline:
+            raise AssertionError(f"etcdctl {' '.join(args)} never showed {expected!r}: {output!r}")
+        time.sleep(0.2)
+
+
 def member_list(endpoints: str) -> list[dict[str, object]]:
     return json.loads(ctl(endpoints, "member", "list", "-w", "json"))["members"]  # type: ignore[no-any-return]
 
@@ -82,7 +95,7 @@ def test_learner_joins_is_promoted_founder_removed_and_leadership_moved(tmp_path
         endpoints = cluster.endpoints()
         ctl(endpoints, "put", "before", "1")
         m4, new_id = join_learner(cluster, tmp_path)
-        assert "1" in until_ok(m4.client_endpoint, "get", "before", "--consistency=s")
+        until_shows(m4.client_endpoint, "1", "get", "before", "--consistency=s")
         # The joined member took the ID `member add` printed from the cluster (it hashes the
         # second of the add, so m4 could not have derived it).
         own = json.loads(ctl(m4.client_endpoint, "endpoint", "status", "-w", "json"))
@@ -121,7 +134,7 @@ def test_a_learner_serves_serializable_reads_and_status_and_refuses_the_rest(
     with ProcessCluster(tmp_path) as cluster:
         ctl(cluster.endpoints(), "put", "before", "1")
         m4, _ = join_learner(cluster, tmp_path)
-        assert "1" in until_ok(m4.client_endpoint, "get", "before", "--consistency=s")
+        until_shows(m4.client_endpoint, "1", "get", "before", "--consistency=s")
         status = json.loads(ctl(m4.client_endpoint, "endpoint", "status", "-w", "json"))
         assert status[0]["Status"]["isLearner"] is True
         for refused in (["get", "before"], ["put", "k", "v"], ["member", "list"]):
@@ -138,7 +151,7 @@ def test_a_learner_refuses_watch_and_keep_alive_streams_before_reading_them(
     with ProcessCluster(tmp_path) as cluster:
         ctl(cluster.endpoints(), "put", "k", "1")
         m4, _ = join_learner(cluster, tmp_path)
-        assert "1" in until_ok(m4.client_endpoint, "get", "k", "--consistency=s")
+        until_shows(m4.client_endpoint, "1", "get", "k", "--consistency=s")
         with grpc.insecure_channel(m4.client_endpoint) as channel:
             watch = rpc_pb2_grpc.WatchStub(channel).Watch(
                 iter([pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"k"))]),

@@ -27,10 +27,9 @@ class PlaybookRun:
     def recap(self) -> dict[str, dict[str, int]]:
         """PLAY RECAP counters per host: {'m1': {'ok': 40, 'changed': 0, ...}}."""
         counters: dict[str, dict[str, int]] = {}
-        for line in self.output.split("PLAY RECAP", 1)[-1].splitlines():
-            host, sep, rest = line.partition(" : ")
-            if sep:
-                counters[host.strip()] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
+        recap = self.output.split("PLAY RECAP", 1)[-1]
+        for host, rest in re.findall(r"(?m)^(\S+)\s+: (ok=.*)$", recap):
+            counters[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
         return counters
 
 

@@ -9,15 +9,19 @@ nothing.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.deploy.ansible_run import PlaybookRun, playbook
+from cryptography import x509
+from tests.deploy.ansible_run import REPO, PlaybookRun, playbook
 from tests.hosts import fleet as fleets
 from tests.support.etcdctl import CtlResult, run_etcdctl
 
@@ -78,6 +82,10 @@ def write_inventory(fleet: fleets.Fleet, path: Path) -> None:
         address = fleet.host(member).address
         lines.append(f"        {member}: {{ansible_host: {address}, cairn_zone: {zone}}}")
     lines += [
+        "      vars:",
+        "        # The containers share this machine's disk with everything else running here:",
+        "        # the check runs for real, with room for a busy CI disk.",
+        "        cairn_server_disk_check_max_p99_ms: 200",
         "    monitoring:",
         "      hosts:",
         f"        {MONITORING}: {{ansible_host: {fleet.host(MONITORING).address}}}",
@@ -209,6 +217,13 @@ def test_the_client_port_admits_the_monitoring_host_but_not_another_member(
     assert not can_connect(deployment, "m2", m1, 2379)
 
 
+def test_the_metrics_port_admits_only_the_monitoring_host(deployment: Deployment) -> None:
+    m1 = deployment.fleet.host("m1").address
+    assert can_connect(deployment, MONITORING, m1, 2381)
+    assert not connects_from(deployment.fleet.control_address, m1, 2381)
+    assert not can_connect(deployment, "m2", m1, 2381)
+
+
 def test_a_second_run_changes_nothing(deployment: Deployment, tmp_path: Path) -> None:
     run = playbook(deployment.inventory, "site.yml", log=tmp_path / "site-2.log")
     assert run.returncode == 0, run.output[-6000:]
@@ -218,3 +233,108 @@ def test_a_second_run_changes_nothing(deployment: Deployment, tmp_path: Path) ->
     assert changed == dict.fromkeys(recap, 0), run.output[-6000:]
     # and the cluster still serves
     assert deployment.etcdctl("endpoint", "health", "--cluster").returncode == 0
+
+
+def serial(certificate: str) -> int:
+    return x509.load_pem_x509_certificate(certificate.encode()).serial_number
+
+
+def test_certificates_within_the_renewal_window_are_reissued_without_a_restart(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    admin_before = serial((deployment.pki / "admin.crt").read_text())
+    served_before = serial(deployment.fleet.ssh("m1", "cat /etc/cairn/pki/server.crt").stdout)
+    started_before = start_times(deployment)
+    # A window longer than the lifetime: every certificate is due.
+    run = playbook(
+        deployment.inventory, "site.yml", "-e cairn_pki_renew_days=400", log=tmp_path / "renew.log"
+    )
+    assert run.returncode == 0, run.output[-6000:]
+    assert serial((deployment.pki / "admin.crt").read_text()) != admin_before
+    assert serial(deployment.fleet.ssh("m1", "cat /etc/cairn/pki/server.crt").stdout) != (
+        served_before
+    )
+    assert start_times(deployment) == started_before  # members reload certificates in place
+    health = deployment.etcdctl("endpoint", "health", "--cluster")
+    assert health.returncode == 0, health.stderr
+
+
+def upgraded_source(tmp_path: Path, version: str) -> Path:
+    """A copy of this checkout whose package claims a newer version (what a release brings)."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "server", source / "server",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
+    shutil.copy(REPO / "README.md", source / "README.md")
+    pyproject = (REPO / "pyproject.toml").read_text()
+    (source / "pyproject.toml").write_text(
+        pyproject.replace('version = "0.1.0"', f'version = "{version}"', 1)
+    )
+    return source
+
+
+class Writer(threading.Thread):
+    """Puts one key after another through every endpoint until stopped; records each outcome."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        super().__init__(daemon=True)
+        self.deployment = deployment
+        self.stopping = threading.Event()
+        self.outcomes: list[tuple[float, bool]] = []
+
+    def run(self) -> None:
+        number = 0
+        while not self.stopping.is_set():
+            number += 1
+            result = self.deployment.etcdctl("put", f"upgrade/{number:06d}", "x")
+            self.outcomes.append((time.monotonic(), result.returncode == 0))
+            time.sleep(0.2)
+
+    def longest_gap(self) -> float:
+        """The longest time between two acknowledged writes."""
+        times = [at for at, ok in self.outcomes if ok]
+        return max((b - a for a, b in itertools.pairwise(times)), default=float("inf"))
+
+
+def start_times(deployment: Deployment) -> dict[str, int]:
+    """Each member's cairn start time on the (shared) kernel's monotonic clock, in µs."""
+    times = {}
+    for member in MEMBERS:
+        shown = deployment.fleet.ssh(
+            member, "systemctl show -p ExecMainStartTimestampMonotonic --value cairn", check=True
+        )
+        times[member] = int(shown.stdout.strip())
+    return times
+
+
+def test_a_rolling_upgrade_restarts_members_one_at_a_time_and_writes_go_on(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    version = "0.1.1.dev1"
+    before = start_times(deployment)
+    writer = Writer(deployment)
+    writer.start()
+    try:
+        run = playbook(
+            deployment.inventory,
+            "rolling-upgrade.yml",
+            f"-e cairn_server_source={upgraded_source(tmp_path, version)}",
+            log=tmp_path / "upgrade.log",
+        )
+    finally:
+        writer.stopping.set()
+        writer.join(timeout=30)
+    assert run.returncode == 0, run.output[-6000:]
+    for member in MEMBERS:
+        current = deployment.fleet.ssh(member, "readlink /opt/cairn/current", check=True)
+        assert current.stdout.strip() == f"/opt/cairn/{version}"
+    after = start_times(deployment)
+    assert all(after[m] > before[m] for m in MEMBERS)  # every member was restarted...
+    restarts = sorted(after.values())
+    # ...one after the other: each only once the previous one served again.
+    assert all(b - a > 1_000_000 for a, b in itertools.pairwise(restarts))
+    acknowledged = sum(ok for _, ok in writer.outcomes)
+    assert acknowledged > 10
+    assert writer.longest_gap() < 10.0, writer.outcomes
+    assert (
+        deployment.etcdctl("get", "deployed", "--print-value-only").stdout.strip() == "by-ansible"
+    )

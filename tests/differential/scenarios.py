@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from tests.differential.auth_scenarios import AUTH_SCENARIOS
 from tests.differential.runner import Scenario, Step, ctl, feed, scenario, start, stop
 
 FORMATS = ("simple", "json", "fields")
@@ -854,6 +855,7 @@ ELECT_AND_LISTEN = scenario(
 
 
 SCENARIOS: tuple[Scenario, ...] = (
+    *AUTH_SCENARIOS,
     HASHKV,
     NOSPACE,
     DEFRAG,

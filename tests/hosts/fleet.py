@@ -146,6 +146,8 @@ def create(
     tree = base_tree()
     tag = tag or f"{os.getpid() % 100000}"
     run_dir = run_root / f"fleet-{tag}"
+    if (run_dir / "state.json").exists():  # left by a run that was killed: clear it first
+        teardown(Fleet.load(run_dir))
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     network = ipaddress.ip_network(subnet)

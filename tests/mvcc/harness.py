@@ -20,6 +20,7 @@ from cairn.mvcc.backend import HISTORY, Backend
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore
 from cairn.proto import rpc_pb2 as pb
+from cairn.sealing import Keyring
 
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 
@@ -106,14 +107,15 @@ def compare(
 class KV:
     """One member's MVCC state on LevelDB, driven through the Applier."""
 
-    def __init__(self, path: Path, *, autoflush: bool = True) -> None:
+    def __init__(self, path: Path, *, autoflush: bool = True, keyring: Keyring | None = None):
         self.path = path
         self.autoflush = autoflush
+        self.keyring = keyring
         self.pending_compactions: list[tuple[int, list[Revision]]] = []
         self._open()
 
     def _open(self) -> None:
-        self.backend = Backend(str(self.path))
+        self.backend = Backend(str(self.path), self.keyring)
         self.store = MVCCStore(self.backend)
         self.applier = Applier(self.store)
         self.applied_index = self.store.applied_index

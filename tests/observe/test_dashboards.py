@@ -50,6 +50,13 @@ BOARDS = {name: make() for name, make in dashboards.DASHBOARDS.items()}
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (Debian prometheus)")
 def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     exprs = [as_prometheus_query(q) for board in BOARDS.values() for q in queries(board)]
+    for board in BOARDS.values():
+        for variable in board["templating"]["list"]:
+            # label_values(<series selector>, <label>) is Grafana's; the selector is PromQL.
+            found = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"])
+            if variable["type"] == "query":
+                assert found, variable["query"]
+                exprs.append(as_prometheus_query(found.group(1)))
     wrapped = {
         "groups": [
             {
@@ -160,3 +167,18 @@ def test_alert_rules_use_the_same_threshold_constants() -> None:
     ]
     limits = sorted(float(r["expr"].rsplit(">", 1)[1]) for r in fsync)
     assert limits == [t.WAL_FSYNC_P99_WARNING_S, t.WAL_FSYNC_P99_CRITICAL_S]
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_panels_fit_the_grid_without_overlapping(name: str) -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in BOARDS[name]["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        cells = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
+        assert not cells & taken, f"{panel['title']} overlaps another panel"
+        taken |= cells

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import plyvel
 import pytest
 from tests.cluster.processes import ClusterProcess, ProcessCluster, free_port
 from tests.support.etcdctl import etcdctl_path, run_etcdctl, start_etcdctl
@@ -35,8 +36,10 @@ from tests.support.monitoring import (
 )
 from tests.support.tls import CTL_TIMEOUTS, build_pki
 
+from cairn.mvcc.backend import HISTORY
 from cairn.observe import alertmanager, alerts, dashboards, promql, render, textfile
 from cairn.observe.timing import Timing
+from cairn.proto.kv_pb2 import KeyValue
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,6 +67,43 @@ EMPTY_WHEN_HEALTHY = {
 """Panels that rightly show nothing on the stack as the checks leave it."""
 
 
+class Streams:
+    """A Watch and a LeaseKeepAlive stream held open on every member by etcdctl processes.
+
+    A member stopped with SIGTERM ends its streams (clients should move to another member), so
+    etcdctl pointed at that one member exits; `open()` starts whatever is no longer running.
+    Leases are short (a keep-alive every 2 s) so a keep-alive reopens its stream soon after its
+    member restarts; one that lost its lease exits and gets a fresh lease from `open()`.
+    """
+
+    LEASE_TTL = "6"
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+
+    def open(self, stack: Stack) -> None:
+        with self.log_path.open("ab") as log:
+            for member in stack.cluster.members.values():
+                for kind in ("watch", "keepalive"):
+                    running = self.processes.get((member.name, kind))
+                    if running is not None and running.poll() is None:
+                        continue
+                    if kind == "watch":
+                        args = ["watch", "--prefix", "w/"]
+                    else:
+                        lease = stack.ctl_run("lease", "grant", self.LEASE_TTL).stdout.split()[1]
+                        args = ["lease", "keep-alive", lease]
+                    self.processes[(member.name, kind)] = start_etcdctl(
+                        member.client_endpoint, [*stack.ctl, *args], stdout=log, stderr=log
+                    )
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class Stack:
     cluster: ProcessCluster
@@ -75,6 +115,7 @@ class Stack:
     alertmanager: Alertmanager
     node: NodeExporter
     webhook: WebhookReceiver
+    streams: Streams
 
     def ctl_run(self, *args: str, endpoints: str | None = None) -> subprocess.CompletedProcess:
         return run_etcdctl(
@@ -84,6 +125,17 @@ class Stack:
     def describe(self) -> str:
         firing = [(a["labels"], a["state"]) for a in self.prometheus.firing()]
         return f"Prometheus firing: {firing}\nalertmanager log: {self.alertmanager.log_tail(800)}"
+
+    def wait_quiet(self, alertname: str, timeout: float = RESOLVE_TIMEOUT) -> None:
+        """Until Prometheus has had no pending or firing ``alertname`` for 3 s: a scenario's
+        page is then a new notification, not the tail of an earlier scenario's."""
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 3:
+            if alertname in {a["labels"]["alertname"] for a in self.prometheus.active()}:
+                quiet_since = time.monotonic()
+            assert time.monotonic() < deadline, f"{alertname} still active\n{self.describe()}"
+            time.sleep(0.5)
 
     def wait_fire(self, alertname: str, since: float, **labels: str) -> tuple[str, dict]:
         return self.webhook.wait_for(
@@ -137,13 +189,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "--metrics=extensive",
             f"--quota-backend-bytes={QUOTA_BYTES}",
             "--snapshot-count=200",
+            "--experimental-corrupt-check-time=2s",
             f"--experimental-test-faults-file={faults[member.name]}",
         ]
     rules_dir = base / "rendered"
     render.write(rules_dir, render.files(TIMING))
     webhook = WebhookReceiver()
     am, prom, node = Alertmanager(base), Prometheus(base), NodeExporter(base)
-    watchers: list[subprocess.Popen[bytes]] = []
+    streams = Streams(base / "streams.log")
     with webhook, cluster:
         try:
             am.start_with(Path(render.ALERTMANAGER_FILE).resolve(), webhook)
@@ -156,21 +209,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 {"cairn": list(metrics.values()), "node": [node.address]},
                 am,
             )
-            stack = Stack(cluster, metrics, faults, ctl, prom, am, node, webhook)
-            lease = stack.ctl_run("lease", "grant", "600").stdout.split()[1]
-            streams_log = (base / "streams.log").open("ab")
-            for args in (["watch", "--prefix", "w/"], ["lease", "keep-alive", lease]):
-                watchers.append(
-                    start_etcdctl(
-                        cluster.endpoints(), [*ctl, *args], stdout=streams_log, stderr=streams_log
-                    )
-                )
+            stack = Stack(cluster, metrics, faults, ctl, prom, am, node, webhook, streams)
+            streams.open(stack)
             assert prom.wait_until('up{job="cairn"} == 1', 30), prom.log_tail()
             yield stack
         finally:
-            for watcher in watchers:
-                watcher.kill()
-                watcher.wait()
+            streams.close()
             for daemon in (prom, am, node):
                 daemon.stop()
 
@@ -197,6 +241,7 @@ def test_every_metric_the_dashboards_and_alerts_read_is_exported_by_a_member(
 
 
 def test_repeated_leader_kills_raise_the_leader_changes_warning(stack: Stack) -> None:
+    stack.wait_quiet("etcdHighNumberOfLeaderChanges")
     since = time.time()
     for _ in range(5):
         leader = _leader(stack)
@@ -215,6 +260,7 @@ def test_slow_wal_fsync_pages_and_the_warning_is_inhibited(stack: Stack) -> None
     leader = _leader(stack)
     slow = next(m for m in stack.cluster.members.values() if m is not leader)
     instance = stack.metrics[slow.name]
+    stack.wait_quiet("etcdHighFsyncDurations")
     since = time.time()
     with Writer(stack):
         stack.faults[slow.name].write_text("wal-fsync-delay 1500ms\n")
@@ -265,6 +311,7 @@ def test_a_database_past_95_percent_of_its_quota_pages_until_space_is_freed(
 ) -> None:
     leader = _leader(stack)
     instance = stack.metrics[leader.name]
+    stack.wait_quiet("etcdDatabaseQuotaLowSpace")
     since = time.time()
     written = 0
     while _db_used_ratio(stack, leader) < 0.96:
@@ -279,6 +326,7 @@ def test_a_database_past_95_percent_of_its_quota_pages_until_space_is_freed(
 
 
 def test_a_full_quota_pages_the_nospace_alarm_until_it_is_disarmed(stack: Stack) -> None:
+    stack.wait_quiet("cairnNoSpaceAlarm")
     since = time.time()
     written = 0
     while _put_big(stack, written):
@@ -291,9 +339,83 @@ def test_a_full_quota_pages_the_nospace_alarm_until_it_is_disarmed(stack: Stack)
     stack.wait_resolve("cairnNoSpaceAlarm", since, alarm_type="NOSPACE")
 
 
+def _rewrite_latest_value(member: ClusterProcess, key: bytes, value: bytes) -> bytes:
+    """Change the value of ``key``'s latest history record in the stopped member's LevelDB
+    (the WAL is untouched, so only a corruption check can notice); returns the old value."""
+    db = plyvel.DB(str(stack_data_dir(member) / "member" / "db"))
+    try:
+        raw, record = [
+            (raw, record)
+            for raw, record in db.iterator(prefix=HISTORY)
+            if KeyValue.FromString(record[1:]).key == key
+        ][-1]
+        kv = KeyValue.FromString(record[1:])
+        old, kv.value = kv.value, value
+        db.put(raw, record[:1] + kv.SerializeToString())
+        return old
+    finally:
+        db.close()
+
+
+def stack_data_dir(member: ClusterProcess) -> Path:
+    return Path(next(a for a in member.argv if a.startswith("--data-dir=")).split("=", 1)[1])
+
+
+def test_a_member_with_altered_data_pages_the_corrupt_alarm_until_repaired(stack: Stack) -> None:
+    leader = _leader(stack)
+    victim = next(m for m in stack.cluster.members.values() if m is not leader)
+    assert stack.ctl_run("put", "corrupt/k", "original").returncode == 0
+    deadline = time.monotonic() + 20
+    while stack.ctl_run(
+        "get", "corrupt/k", "--consistency=s", endpoints=victim.client_endpoint
+    ).stdout.split() != ["corrupt/k", "original"]:
+        assert time.monotonic() < deadline, "the follower never caught up"
+        time.sleep(0.2)
+    stack.wait_quiet("cairnCorruptAlarm")
+    since = time.time()
+    victim.stop()
+    original = _rewrite_latest_value(victim, b"corrupt/k", b"tampered")
+    victim.start()
+    receiver, alert = stack.wait_fire("cairnCorruptAlarm", since, alarm_type="CORRUPT")
+    assert (receiver, alert["labels"]["severity"]) == (alertmanager.PAGER, "critical")
+    victim.stop()
+    _rewrite_latest_value(victim, b"corrupt/k", original)
+    victim.start()
+    assert stack.ctl_run("alarm", "disarm").returncode == 0
+    stack.wait_resolve("cairnCorruptAlarm", since, alarm_type="CORRUPT")
+    assert "CORRUPT" not in stack.ctl_run("alarm", "list").stdout
+
+
+def test_an_isolated_member_pages_no_leader_until_its_links_heal(stack: Stack) -> None:
+    leader = _leader(stack)
+    victim = next(m for m in stack.cluster.members.values() if m is not leader)
+    others = [m.member_id for m in stack.cluster.members.values() if m is not victim]
+    instance = stack.metrics[victim.name]
+    stack.wait_quiet("etcdNoLeader")
+    since = time.time()
+    stack.faults[victim.name].write_text("".join(f"{peer}\n" for peer in others))
+    try:
+        receiver, alert = stack.wait_fire("etcdNoLeader", since, instance=instance)
+        assert (receiver, alert["labels"]["severity"]) == (alertmanager.PAGER, "critical")
+        assert alert["annotations"]["description"] == (
+            f'cluster "cairn": member {instance} has no leader; it cannot serve writes or '
+            "linearizable reads."
+        )
+    finally:
+        stack.faults[victim.name].write_text("")
+    stack.wait_resolve("etcdNoLeader", since, instance=instance)
+    leaderless = {
+        a["labels"].get("instance")
+        for _, a in stack.webhook.alerts(since)
+        if a["labels"]["alertname"] == "etcdNoLeader"
+    }
+    assert leaderless == {instance}, "only the isolated member lost its leader"
+
+
 def test_a_killed_member_pages_members_down_until_it_is_back(stack: Stack) -> None:
     leader = _leader(stack)
     victim = next(m for m in stack.cluster.members.values() if m is not leader)
+    stack.wait_quiet("etcdMembersDown")
     since = time.time()
     victim.kill()
     try:
@@ -308,6 +430,7 @@ def test_a_killed_member_pages_members_down_until_it_is_back(stack: Stack) -> No
 
 
 def test_an_old_backup_warns_until_a_fresh_one_is_reported(stack: Stack) -> None:
+    stack.wait_quiet("cairnBackupTooOld")
     since = time.time()
     stack.node.write(
         "cairn_backup.prom", textfile.backup_timestamp_file("live", time.time() - 30 * 3600)
@@ -326,6 +449,7 @@ def _finite(result: list[dict]) -> bool:
 def test_every_dashboard_panel_shows_data_from_the_live_cluster(
     stack: Stack, board_name: str
 ) -> None:
+    stack.streams.open(stack)
     with Writer(stack):
         time.sleep(3)
         board = dashboards.DASHBOARDS[board_name]()
@@ -344,4 +468,4 @@ def test_every_dashboard_panel_shows_data_from_the_live_cluster(
                     expr = expr.replace(variable, value)
                 if not _finite(stack.prometheus.query(expr)):
                     empty.append((panel["title"], expr))
-    assert empty == []
+    assert empty == [], "\n".join(f"{title}: {expr}" for title, expr in empty)

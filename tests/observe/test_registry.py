@@ -49,6 +49,18 @@ def test_histograms_carry_the_catalog_buckets() -> None:
     assert family.value("_bucket", le="0.002") == 0
 
 
+def test_every_histogram_is_exported_with_its_catalog_buckets() -> None:
+    registry = MetricsRegistry(extensive=True)
+    histograms = [e for e in CATALOG if e.type is MetricType.HISTOGRAM]
+    for entry in histograms:
+        histogram = registry.histogram(entry.name)
+        child = histogram.labels(*("x" for _ in entry.labels)) if entry.labels else histogram
+        child.observe(0.5)
+    exported = parse(registry.exposition().decode())
+    for entry in histograms:
+        assert sorted(exported[entry.name].buckets) == pytest.approx(list(entry.buckets))
+
+
 def test_a_mirrored_counter_follows_its_source_and_survives_a_source_reset() -> None:
     registry = MetricsRegistry()
     registry.mirror_counter("etcd_mvcc_put_total", 5)

@@ -234,9 +234,12 @@ class Prometheus(Daemon):
         assert body["status"] == "success", body
         return body["data"]["result"]
 
+    def active(self) -> list[dict]:
+        """Alerts pending or firing now."""
+        return json.loads(http_get(f"http://{self.address}/api/v1/alerts"))["data"]["alerts"]
+
     def firing(self) -> list[dict]:
-        body = json.loads(http_get(f"http://{self.address}/api/v1/alerts"))
-        return [a for a in body["data"]["alerts"] if a["state"] == "firing"]
+        return [a for a in self.active() if a["state"] == "firing"]
 
     def wait_until(self, expr: str, timeout: float) -> list[dict]:
         """Poll ``expr`` until it returns at least one series."""

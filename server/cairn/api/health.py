@@ -4,9 +4,9 @@
 (503). It fails, in this order, on an active alarm (``ALARM NOSPACE``, ``ALARM CORRUPT``) unless
 ``?exclude=<ALARM>`` names it; on ``RAFT NO LEADER`` unless ``?serializable=true``; and when a
 read through the member (linearizable, or serializable with ``?serializable=true``) fails
-within the request timeout (``QGET ERROR:<etcd error>``). etcd 3.4 answers
-``{"health":"false"}`` with no reason, and its releases differ in which query parameters they
-honour; cairn implements 3.5's.
+within the request timeout (``RANGE ERROR:<etcd error>``). etcd 3.4.23 answers
+``{"health":"false"}`` with no reason and, unlike 3.5, fails a member without a leader even
+with ``?serializable=true``; cairn implements 3.5's form.
 
 /livez and /readyz follow etcd 3.6's health probes: /livez asks only whether the member can
 serve a local (serializable) read, /readyz also that it holds no CORRUPT alarm and can serve a
@@ -73,7 +73,7 @@ async def check_health(
         return Health(False, "RAFT NO LEADER")
     error = await read_error(member, serializable)
     if error:
-        return Health(False, f"QGET ERROR:{error}")
+        return Health(False, f"RANGE ERROR:{error}")
     return Health(True)
 
 

@@ -20,11 +20,12 @@ from typing import TypeVar
 
 import grpc
 
+from cairn.api.auth_identity import Authenticator
 from cairn.errors import ErrNoLeader, ErrNotLeader, ErrTimeout
 from cairn.member.raft_member import RaftMember
 from cairn.peer import PeerUnavailable
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto.internal_pb2 import Forwarded
+from cairn.proto.internal_pb2 import Forwarded, RequestHeader
 
 _T = TypeVar("_T")
 
@@ -35,12 +36,15 @@ RETRY_INTERVAL_S = 0.05
 class LeaseService:
     """Serves leases from the member's lessor; errors propagate as EtcdError."""
 
-    def __init__(self, member: RaftMember) -> None:
+    def __init__(self, member: RaftMember, authenticator: Authenticator | None = None) -> None:
         self._member = member
+        self._auth = authenticator if authenticator is not None else Authenticator(member)
 
     async def LeaseGrant(
         self, request: pb.LeaseGrantRequest, context: object
     ) -> pb.LeaseGrantResponse:
+        # etcd 3.4 lets anyone grant, but an unknown token still fails.
+        await self._auth.caller(context)
         response = await self._member.lessor.grant(request.TTL, request.ID)
         self._member.fill_header(response.header)
         return response
@@ -48,7 +52,10 @@ class LeaseService:
     async def LeaseRevoke(
         self, request: pb.LeaseRevokeRequest, context: object
     ) -> pb.LeaseRevokeResponse:
-        response = await self._member.lessor.revoke(request.ID)
+        # WRITE on every attached key, checked when applied.
+        header = RequestHeader()
+        (await self._auth.caller(context)).stamp(header)
+        response = await self._member.lessor.revoke(request.ID, header)
         self._member.fill_header(response.header)
         return response
 

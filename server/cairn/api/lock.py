@@ -19,6 +19,7 @@ tests/differential/test_lock_election_grpc_matches_etcd.py):
 
 from __future__ import annotations
 
+from cairn.api.auth_identity import CALLER
 from cairn.api.recipes import Queue, RecipeError, as_recipe_error
 from cairn.errors import ErrEmptyKey, EtcdError
 from cairn.member.raft_member import RaftMember
@@ -69,9 +70,9 @@ class LockService:
         self._queue.clean_up_later(self._delete(key), "lock-abandon")
 
     async def _delete(self, key: bytes) -> pb.DeleteRangeResponse:
-        applied = await self._member.propose(
-            InternalRequest(delete_range=pb.DeleteRangeRequest(key=key))
-        )
+        internal = InternalRequest(delete_range=pb.DeleteRangeRequest(key=key))
+        CALLER.get().stamp(internal.header)
+        applied = await self._member.propose(internal)
         response: pb.DeleteRangeResponse = applied.response  # type: ignore[assignment]
         return response
 

@@ -21,7 +21,9 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+from cairn.api.auth_identity import CALLER
 from cairn.errors import EtcdError
+from cairn.member import auth_checks
 from cairn.member.raft_member import RaftMember
 from cairn.mvcc.watch import SinkClosed, WatchEvents, WatchSink
 from cairn.proto import rpc_pb2 as pb
@@ -115,14 +117,17 @@ class Queue:
         return granted.ID
 
     async def txn(self, request: pb.TxnRequest) -> pb.TxnResponse:
-        """A txn with writes in it, through Raft."""
-        applied = await self.member.propose(InternalRequest(txn=request))
+        """A txn with writes in it, through Raft, as the caller (checked when applied)."""
+        internal = InternalRequest(txn=request)
+        CALLER.get().stamp(internal.header)
+        applied = await self.member.propose(internal)
         response: pb.TxnResponse = applied.response  # type: ignore[assignment]
         return response
 
     async def get(self, request: pb.RangeRequest) -> pb.RangeResponse:
-        """A linearizable read, its header at the store revision it saw."""
+        """A linearizable read as the caller, its header at the store revision it saw."""
         response = await self.member.range(request)
+        auth_checks.check_range(self.member.applier.auth, CALLER.get().username, request)
         if response.header.revision == 0:
             response.header.revision = self.member.store.current_rev
         return response

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+from cairn.api.auth_identity import Authenticator
 from cairn.api.grpc_server import GRPC_OVERHEAD_BYTES
 from cairn.errors import ErrNoLeader, EtcdError
 from cairn.member.applier import store_range_end
+from cairn.member.auth_store import READ
 from cairn.member.raft_member import RaftMember
 from cairn.mvcc.watch import SinkClosed, Watcher, WatchEvents, WatchSink
 from cairn.proto import rpc_pb2 as pb
@@ -70,9 +72,11 @@ class WatchService:
         self,
         member: RaftMember,
         progress_notify_interval_s: float = DEFAULT_PROGRESS_NOTIFY_INTERVAL_S,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self._member = member
         self.progress_notify_interval_s = progress_notify_interval_s
+        self._auth = authenticator if authenticator is not None else Authenticator(member)
 
     async def Watch(
         self, requests: AsyncIterator[pb.WatchRequest], context: Any
@@ -80,9 +84,32 @@ class WatchService:
         require_leader = _requires_leader(context)
         if require_leader and self._member.leader == 0:
             raise ErrNoLeader()
-        stream = WatchStream(self._member, self.progress_notify_interval_s, require_leader)
+        stream = WatchStream(
+            self._member,
+            self.progress_notify_interval_s,
+            require_leader,
+            refusal=lambda create: self._refusal(create, context),
+        )
         async for response in stream.run(requests):
             yield response
+
+    async def _refusal(self, create: pb.WatchCreateRequest, context: Any) -> EtcdError | None:
+        """Why the caller may not watch this range (etcd: READ on it), None when it may."""
+        if not self._auth.enabled:
+            return None
+        try:
+            caller = await self._auth.caller(context)
+            auth = self._member.applier.auth
+            auth.check_access(caller.username, create.key or b"\x00", create.range_end, READ)
+        except EtcdError as error:
+            return error
+        return None
+
+
+def go_status_text(error: EtcdError) -> str:
+    """An error as Go's gRPC status prints it (etcd puts that text in a cancel_reason)."""
+    code = "".join(part.capitalize() for part in error.code.split("_"))
+    return f"rpc error: code = {code} desc = {error.message}"
 
 
 def _requires_leader(context: Any) -> bool:
@@ -96,8 +123,13 @@ class WatchStream:
     """The state of one Watch stream: its watchers by ID and its outgoing sink."""
 
     def __init__(
-        self, member: RaftMember, progress_interval_s: float, require_leader: bool = False
+        self,
+        member: RaftMember,
+        progress_interval_s: float,
+        require_leader: bool = False,
+        refusal: Callable[[pb.WatchCreateRequest], Awaitable[EtcdError | None]] | None = None,
     ) -> None:
+        """`refusal` says why the caller may not make a watch (auth), None to allow it."""
         self._member = member
         self._require_leader = require_leader
         self._hub = member.watches
@@ -108,6 +140,7 @@ class WatchStream:
         self._next_id = 0
         self._progress_interval_s = progress_interval_s
         self._limit = member.config.max_request_bytes + GRPC_OVERHEAD_BYTES
+        self.refusal = refusal
 
     async def run(
         self, requests: AsyncIterator[pb.WatchRequest]
@@ -155,6 +188,11 @@ class WatchStream:
         """Handle requests until the client stops sending (the stream stays open: etcd too)."""
         try:
             async for request in requests:
+                if request.WhichOneof("request_union") == "create_request" and self.refusal:
+                    refused = await self.refusal(request.create_request)
+                    if refused is not None:
+                        self._refuse(refused)
+                        continue
                 self.handle(request)
         except EtcdError as error:
             self._sink.put_control(_Failure(error))
@@ -202,6 +240,12 @@ class WatchStream:
         watcher.attrs["progress"] = create.progress_notify
         watcher.attrs["quiet"] = True  # no events sent since the last progress tick
         self._watchers[watch_id] = watcher
+
+    def _refuse(self, error: EtcdError) -> None:
+        """etcd's answer to a watch the caller may not make: created and canceled at once."""
+        refused = self._response(INVALID_WATCH_ID, self._hub.revision, created=True, canceled=True)
+        refused.cancel_reason = go_status_text(error)
+        self._sink.put_control(refused)
 
     def _cancel(self, watch_id: int) -> None:
         watcher = self._watchers.pop(watch_id, None)

@@ -26,6 +26,7 @@ from cairn.member.config import (
     DEFAULT_SNAPSHOT_COUNT,
     MemberConfig,
 )
+from cairn.member.passwords import MAX_BCRYPT_COST, MIN_BCRYPT_COST
 from cairn.pki.tls import TLSFiles
 
 log = logging.getLogger("cairn.config")
@@ -74,6 +75,8 @@ class Flag:
     help: str
     hidden: bool = False
     """Left out of --help (test-only flags)."""
+    own_env: str = ""
+    """The environment variable of a flag etcd does not have (CAIRN_*), instead of ETCD_*."""
 
     @property
     def dest(self) -> str:
@@ -81,7 +84,7 @@ class Flag:
 
     @property
     def env(self) -> str:
-        return "ETCD_" + self.dest.upper()
+        return self.own_env or "ETCD_" + self.dest.upper()
 
 
 FLAGS: list[Flag] = [
@@ -160,6 +163,14 @@ FLAGS: list[Flag] = [
         "'basic' or 'extensive' (adds the gRPC handling-latency histogram)",
     ),
     Flag(
+        "auth-token",
+        str,
+        "simple",
+        "auth token type: 'simple' (random tokens, kept by every member); 'jwt' is not built",
+    ),
+    Flag("auth-token-ttl", int, 300, "seconds a simple token lives without being used"),
+    Flag("bcrypt-cost", int, 10, "bcrypt cost of the stored password hashes (4-31)"),
+    Flag(
         "auto-compaction-mode",
         str,
         "periodic",
@@ -215,6 +226,14 @@ FLAGS: list[Flag] = [
     Flag("peer-key-file", str, "", "path to the peer server TLS key file"),
     Flag("peer-trusted-ca-file", str, "", "path to the peer server TLS trusted CA file"),
     Flag("peer-client-cert-auth", bool, False, "require peer certificates on https peer URLs"),
+    Flag(
+        "encryption-key-file",
+        str,
+        "",
+        "cairn's own: YAML file of AES keys (ids, base64 secrets) and the active one; "
+        "stored values and WAL entries are sealed with AES-GCM (README: Encryption at rest)",
+        own_env="CAIRN_ENCRYPTION_KEY_FILE",
+    ),
     Flag(
         "experimental-test-faults-file",
         str,
@@ -448,6 +467,20 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
     if metrics_level not in ("basic", "extensive"):
         raise ConfigError(f"--metrics: {metrics_level!r} must be 'basic' or 'extensive'")
     metrics_urls_raw = str(_get(values, "listen-metrics-urls"))
+    auth_token = str(_get(values, "auth-token"))
+    if auth_token.split(",", 1)[0] != "simple":
+        raise ConfigError(
+            f"--auth-token: {auth_token!r}: cairn only has simple tokens ('jwt' is not built)"
+        )
+    token_ttl = int(_get(values, "auth-token-ttl"))  # type: ignore[call-overload]
+    if token_ttl <= 0:
+        raise ConfigError("--auth-token-ttl must be positive")
+    bcrypt_cost = int(_get(values, "bcrypt-cost"))  # type: ignore[call-overload]
+    if not MIN_BCRYPT_COST <= bcrypt_cost <= MAX_BCRYPT_COST:
+        raise ConfigError(
+            f"--bcrypt-cost: {bcrypt_cost} is outside bcrypt's range "
+            f"[{MIN_BCRYPT_COST}, {MAX_BCRYPT_COST}]"
+        )
     member = MemberConfig(
         name=name,
         data_dir=data_dir,
@@ -458,7 +491,10 @@ def _build(values: Mapping[str, object]) -> ServeConfig:
         max_txn_ops=int(_get(values, "max-txn-ops")),  # type: ignore[call-overload]
         snapshot_count=int(_get(values, "snapshot-count")),  # type: ignore[call-overload]
         quota_backend_bytes=int(_get(values, "quota-backend-bytes")),  # type: ignore[call-overload]
+        auth_token_ttl_s=token_ttl,
+        bcrypt_cost=bcrypt_cost,
         force_new_cluster=bool(_get(values, "force-new-cluster")),
+        encryption_key_file=str(_get(values, "encryption-key-file")),
     )
     return ServeConfig(
         member=member,

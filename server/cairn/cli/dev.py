@@ -2,8 +2,10 @@
 
 Each member is its own `cairn serve` process, so an operator can kill -9 one and watch the
 others elect a new leader, exactly as on real machines. Ctrl-C (or SIGTERM) stops them all.
-With --tls, `cairn pki` certificates in <dir>/pki/ secure both ports (client certificates
-required), as an operator would run them.
+By default `cairn pki` certificates in <dir>/pki/ secure both ports (client certificates
+required), as an operator should run them; --no-tls runs them in plaintext. A directory keeps
+the transport it was first started with (the members stored their peer URLs in their logs),
+so switching is refused with a hint instead of leaving members that cannot reach each other.
 """
 
 from __future__ import annotations
@@ -18,12 +20,19 @@ from pathlib import Path
 
 from cairn import pki
 from cairn.cli import config as serve_config
+from cairn.cli import dev_monitoring
 
 
 def _ports(index: int, client_port: int) -> tuple[int, int]:
     """Client ports 2379, 12379, 22379, ... (10000 apart); each peer port is one above."""
     client = client_port + 10_000 * index
     return client, client + 1
+
+
+def metrics_url(client: int) -> str:
+    """Each member's /metrics and /health: plain http two above its client port (2381, as
+    kubeadm sets up etcd), so curl and Prometheus reach it without certificates."""
+    return f"http://127.0.0.1:{client + 2}"
 
 
 def _dev_pki(root: Path, names: list[str]) -> pki.Layout:
@@ -53,6 +62,23 @@ def _tls_flags(layout: pki.Layout, name: str) -> list[str]:
     ]
 
 
+TRANSPORT_FILE = "transport"
+"""In the dev directory: `https` or `http`, the scheme its members were first started with."""
+
+
+def recorded_scheme(base: Path, names: list[str]) -> str | None:
+    """The scheme a dev directory's members use, or None for a directory without members.
+
+    Directories made before the marker file existed are recognised by what they hold: a pki/
+    folder meant --tls, member data without one meant plaintext (the old default)."""
+    marker = base / TRANSPORT_FILE
+    if marker.exists():
+        return marker.read_text().strip()
+    if not any((base / name).exists() for name in names):
+        return None
+    return "https" if (base / "pki").exists() else "http"
+
+
 def main(args: argparse.Namespace) -> int:
     count = args.members
     if count not in (1, 3, 5):
@@ -63,6 +89,17 @@ def main(args: argparse.Namespace) -> int:
     names = [f"m{i + 1}" for i in range(count)]
     ports = {name: _ports(i, args.client_port) for i, name in enumerate(names)}
     scheme = "https" if args.tls else "http"
+    recorded = recorded_scheme(base, names)
+    if recorded is not None and recorded != scheme:
+        wanted, kept = ("TLS", "plaintext") if args.tls else ("plaintext", "TLS")
+        flag = "--no-tls (make cluster PLAINTEXT=1)" if args.tls else "--tls (make cluster)"
+        print(
+            f"cairn dev: {base}/ holds a cluster started with {kept} peer URLs and cannot switch "
+            f"to {wanted}; start it with {flag}, or remove {base}/ for a fresh cluster",
+            file=sys.stderr,
+        )
+        return 2
+    (base / TRANSPORT_FILE).write_text(scheme + "\n")
     layout = _dev_pki(base.resolve() / "pki", names) if args.tls else None
     initial = ",".join(f"{n}={scheme}://127.0.0.1:{peer}" for n, (_, peer) in ports.items())
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -71,6 +108,7 @@ def main(args: argparse.Namespace) -> int:
             name, str(base / name), f"{scheme}://127.0.0.1:{client}", f"{scheme}://127.0.0.1:{peer}"
         )
         flags[-1] = f"--initial-cluster={initial}"
+        flags.append(f"--listen-metrics-urls={metrics_url(client)}")
         if layout is not None:
             flags += _tls_flags(layout, name)
         log = open(base / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its life
@@ -80,6 +118,12 @@ def main(args: argparse.Namespace) -> int:
             stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("ETCD_")},
         )
+    monitoring = dev_monitoring.start(
+        base,
+        [metrics_url(client).removeprefix("http://") for client, _ in ports.values()],
+        args.prometheus_port,
+        args.alertmanager_port,
+    )
     endpoints = ",".join(f"127.0.0.1:{client}" for client, _ in ports.values())
     lines = [f"cairn dev: {count} member(s) on loopback, data and logs in {base}/"]
     for name, (client, peer) in ports.items():
@@ -87,6 +131,10 @@ def main(args: argparse.Namespace) -> int:
             f"  {name}: client {scheme}://127.0.0.1:{client}  peer {scheme}://127.0.0.1:{peer}  "
             f"pid {children[name].pid}  log {base / name}.log"
         )
+        lines.append(
+            f"      metrics {metrics_url(client)}/metrics  health {metrics_url(client)}/health"
+        )
+    lines += monitoring.lines
     tls = ""
     if layout is not None:
         admin_cert, admin_key = layout.client("admin")
@@ -123,6 +171,7 @@ def main(args: argparse.Namespace) -> int:
         if len(reported) == len(children):
             break
         time.sleep(0.2)
+    monitoring.stop()
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)

@@ -48,16 +48,16 @@ def _pki(args: argparse.Namespace) -> int:
     return pki.main(args)
 
 
-def _render(args: argparse.Namespace) -> int:
-    from cairn.cli import render
-
-    return render.main(args)
-
-
 def _snapshot(args: argparse.Namespace) -> int:
     from cairn.cli import snapshot
 
     return snapshot.main(args)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from cairn.cli import render
+
+    return render.main(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -90,8 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--members", type=int, default=3, help="1, 3 or 5 members")
     dev.add_argument(
         "--tls",
-        action="store_true",
-        help="TLS on client and peer ports, certificates from `cairn pki` in DIR/pki",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TLS on client and peer ports, certificates from `cairn pki` in DIR/pki "
+        "(the default; --no-tls runs both ports in plaintext)",
+    )
+    from cairn.cli import dev_monitoring
+
+    dev.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=dev_monitoring.DEFAULT_PROMETHEUS_PORT,
+        help="Prometheus (started when installed) listens here",
+    )
+    dev.add_argument(
+        "--alertmanager-port",
+        type=int,
+        default=dev_monitoring.DEFAULT_ALERTMANAGER_PORT,
+        help="Alertmanager (started when installed) listens here",
     )
     dev.set_defaults(func=_dev)
 
@@ -101,14 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     pki_module.add_arguments(pki)
     pki.set_defaults(func=_pki)
 
-    render = commands.add_parser(
-        "render", help="regenerate dashboards/*.json and alerts/*.yml (observability as code)"
-    )
-    from cairn.cli import render as render_module
-
-    render_module.add_arguments(render)
-    render.set_defaults(func=_render)
-
     snapshot = commands.add_parser(
         "snapshot", help="check a backup file (status) or make a data dir from it (restore)"
     )
@@ -116,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     snapshot_module.add_arguments(snapshot)
     snapshot.set_defaults(func=_snapshot)
+
+    render = commands.add_parser(
+        "render", help="regenerate dashboards/*.json and alerts/*.yml (observability as code)"
+    )
+    from cairn.cli import render as render_module
+
+    render_module.add_arguments(render)
+    render.set_defaults(func=_render)
 
     bench = commands.add_parser(
         "bench", help="measure put/range throughput and latency, and watch delivery (--ops watch)"

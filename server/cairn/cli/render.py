@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cairn.observe import alerts, render
+from cairn.observe import alerts
 from cairn.observe.timing import Timing
 
 
@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from cairn.observe import render  # grafanalib takes ~0.5 s to import: only when rendering
+
     timing = Timing(for_scale=args.for_scale, window_scale=args.window_scale)
     if not (0 < timing.for_scale <= 1 and 0 < timing.window_scale <= 1):
         print("cairn render: scales must be in (0, 1]", file=sys.stderr)

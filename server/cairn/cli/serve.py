@@ -63,6 +63,7 @@ async def run(config: ServeConfig) -> int:
             member,
             config.advertise_client_urls,
             watch_progress_notify_interval_s=config.watch_progress_notify_interval_s,
+            client_cert_auth=config.client_tls.client_cert_auth,
         ),
         config.member.max_request_bytes,
         gate=learner_gate(member),
@@ -89,6 +90,10 @@ async def run(config: ServeConfig) -> int:
     received: list[str] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda s=sig: (received.append(s.name), stop.set()))
+    encryption = member.encryption
+    if encryption is not None:
+        # Re-read --encryption-key-file now (it is also polled): the way to rotate at once.
+        loop.add_signal_handler(signal.SIGHUP, lambda: encryption.reload("SIGHUP"))
     watchdog = loop.create_task(_watch_member(member, stop))
     await stop.wait()
     watchdog.cancel()
@@ -96,6 +101,7 @@ async def run(config: ServeConfig) -> int:
         log.info("received %s, shutting down", received[0])
     # Watch streams never end on their own: end them first (clients move to another member),
     # so the grace period only waits for requests in flight.
+    await member.hand_over_leadership()
     member.watches.close(ErrStopped())
     for http_server in http_servers:
         http_server.close()

@@ -23,6 +23,9 @@ from cairn.errors import (
     ErrNoSpace,
 )
 from cairn.member.alarms import AlarmTable
+from cairn.member.auth_checks import check_applied
+from cairn.member.auth_store import AUTH_KINDS, AuthStore
+from cairn.member.auth_tokens import SimpleTokens
 from cairn.mvcc.revision import Revision
 from cairn.mvcc.store import MVCCStore, RangeResult, TxnChanges, WriteTxn
 from cairn.proto import rpc_pb2 as pb
@@ -128,11 +131,13 @@ class Applied:
 class Applier:
     """Applies committed requests to the store."""
 
-    def __init__(self, store: MVCCStore) -> None:
+    def __init__(self, store: MVCCStore, tokens: SimpleTokens | None = None) -> None:
         self.store = store
         # The store owns the lease table: its writes move attachments, its flushes persist it.
         self.leases = store.leases
         self.alarms = AlarmTable(store)
+        # Tokens are the member's (they outlive a swapped-in image); users and roles the store's.
+        self.auth = AuthStore(store, tokens if tokens is not None else SimpleTokens())
 
     # ---- reads -----------------------------------------------------------------------
 
@@ -154,11 +159,15 @@ class Applier:
 
     # ---- writes ----------------------------------------------------------------------
 
-    def apply(self, request: InternalRequest) -> Applied:
-        """Apply one committed KV request (the kinds every member type replicates)."""
+    def apply(self, request: InternalRequest, index: int = 0) -> Applied:
+        """Apply one committed request (the kinds every member type replicates) at log
+        `index`; when auth is enabled, the request's user must be allowed to make it."""
         kind = request.WhichOneof("request")
         if kind in REFUSED_WHEN_CORRUPT and self.alarms.has(pb.CORRUPT):
             raise ErrCorrupt()
+        check_applied(self.auth, self.leases, request)
+        if kind in AUTH_KINDS:
+            return Applied(self.auth.apply(request, index))
         if kind == "put":
             return self.put(request.put)
         if kind == "delete_range":

@@ -30,6 +30,9 @@ class MemberConfig:
     quota_backend_bytes: int = 0  # --quota-backend-bytes (0: the 2 GiB default)
     force_new_cluster: bool = False  # --force-new-cluster
     wal_segment_bytes: int = 64 * 1024 * 1024
+    encryption_key_file: str = ""  # --encryption-key-file (cairn's own; "" seals nothing)
+    auth_token_ttl_s: int = 300  # --auth-token-ttl (simple tokens, seconds without use)
+    bcrypt_cost: int = 10  # --bcrypt-cost
 
     @property
     def member_dir(self) -> str:

@@ -32,7 +32,7 @@ from cairn.mvcc.lease import LeaseStore
 from cairn.mvcc.store import MVCCStore
 from cairn.peer import Transport
 from cairn.proto import rpc_pb2 as pb
-from cairn.proto.internal_pb2 import Forwarded, ForwardedAnswer, InternalRequest
+from cairn.proto.internal_pb2 import Forwarded, ForwardedAnswer, InternalRequest, RequestHeader
 
 log = logging.getLogger("cairn.lessor")
 
@@ -195,8 +195,14 @@ class Lessor:
         if self.primary and lease_id not in self._deadlines:
             self._deadlines[lease_id] = self._clock() + ttl
 
-    async def revoke(self, lease_id: int) -> pb.LeaseRevokeResponse:
+    async def revoke(
+        self, lease_id: int, header: RequestHeader | None = None
+    ) -> pb.LeaseRevokeResponse:
+        """Revoke for a client (`header` names its user, checked when applied) or, with
+        `header.internal`, for the leader's own expiry, which auth never stops."""
         request = InternalRequest(lease_revoke=pb.LeaseRevokeRequest(ID=lease_id))
+        if header is not None:
+            request.header.CopyFrom(header)
         applied = await self._host.propose(request)
         self._deadlines.pop(lease_id, None)
         response: pb.LeaseRevokeResponse = applied.response  # type: ignore[assignment]
@@ -333,7 +339,7 @@ class Lessor:
 
     async def _revoke_expired(self, lease_id: int) -> None:
         try:
-            await self.revoke(lease_id)
+            await self.revoke(lease_id, RequestHeader(internal=True))
             self.expired_total += 1
             log.debug("lessor: lease %x expired and was revoked", lease_id)
         except ErrLeaseNotFound:

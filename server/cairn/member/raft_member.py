@@ -24,6 +24,10 @@ the in-memory log is compacted but for a catch-up margin and older WAL segments 
 A plyvel snapshot handle taken at that index is the image a follower too far behind receives
 (`snapshot_image`); the receiver swaps it in for its LevelDB directory before Raft installs the
 snapshot.
+
+Encryption at rest (`--encryption-key-file`): the member loads the keyring before it opens the
+WAL and LevelDB, which seal with it; `member.encryption` reloads it and re-encrypts in the
+background. Sealed records that no key in the file opens stop the start with an error.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 
 import grpc
@@ -66,8 +70,10 @@ from cairn.member import (
     snapshot_meta,
 )
 from cairn.member.applier import Applied, Applier
+from cairn.member.auth_tokens import SimpleTokens
 from cairn.member.compaction import CompactionDeleter
 from cairn.member.config import MemberConfig
+from cairn.member.encryption import Encryption
 from cairn.member.identity import Identity, member_id
 from cairn.member.lessor import Lessor
 from cairn.member.membership import ConfOutcome, Membership, publish_until_applied
@@ -103,6 +109,7 @@ from cairn.raft import (
     Snapshot,
     SnapshotMetadata,
 )
+from cairn.sealing import KeyFileError, Keyring, SealError, load_key_file
 from cairn.wal import WAL, SnapshotMarker
 from cairn.wal import Entry as WALEntry
 from cairn.wal import HardState as WALHardState
@@ -176,10 +183,14 @@ class RaftMember:
         self.store: MVCCStore
         self.applier: Applier
         self.quota: BackendQuota
+        self.keyring = Keyring.empty()
+        self.encryption: Encryption | None = None  # with --encryption-key-file
         self.watches: WatchHub  # fed by _apply; streams of the Watch service read from it
         self.node: RawNode
         self.transport: Transport
         self._storage = MemoryStorage()
+        # Auth tokens are this member's own (not replicated state): they survive an image swap.
+        self.tokens = SimpleTokens(config.auth_token_ttl_s)
         self._wal: WAL
         self._wal_writer: WALWriter | None = None
         self._request_ids: RequestIDs
@@ -227,11 +238,31 @@ class RaftMember:
         return {member_id(urls, token): urls for urls in self.config.initial_cluster.values()}
 
     def open(self) -> None:
+        try:
+            self._open()
+        except SealError as error:
+            hint = (
+                f"(--encryption-key-file {self.config.encryption_key_file})"
+                if self.config.encryption_key_file
+                else "(no --encryption-key-file was given)"
+            )
+            raise RaftMemberError(
+                f"data dir {self.config.data_dir} holds sealed records this member cannot "
+                f"open {hint}: {error}"
+            ) from None
+
+    def _open(self) -> None:
         cfg = self.config
+        if cfg.encryption_key_file:
+            try:
+                self.keyring = load_key_file(cfg.encryption_key_file)
+            except KeyFileError as error:
+                raise RaftMemberError(str(error)) from None
+            self.encryption = Encryption(cfg.encryption_key_file, self.keyring, self)
         snapshot_image.recover(cfg.db_dir)
-        self.backend = Backend(cfg.db_dir)
+        self.backend = Backend(cfg.db_dir, self.keyring)
         self.store = MVCCStore(self.backend, self.op_counters)
-        self.applier = Applier(self.store)
+        self.applier = Applier(self.store, self.tokens)
         self.quota = BackendQuota(lambda: self.backend, self.config.quota_backend_bytes)
         self.watches = WatchHub(self.store)
         # --initial-cluster-state existing: this member was added with `member add` and joins
@@ -242,7 +273,9 @@ class RaftMember:
         )
         voters: tuple[int, ...] = ()
         if WAL.exists(cfg.wal_dir):
-            self._wal, replay = WAL.open(cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes)
+            self._wal, replay = WAL.open(
+                cfg.wal_dir, segment_bytes=cfg.wal_segment_bytes, keyring=self.keyring
+            )
             self._wal.on_fsync = self._observe_wal_fsync
             self.identity = Identity.from_bytes(replay.metadata)
             if self.identity.name != cfg.name:
@@ -289,7 +322,10 @@ class RaftMember:
                     cfg.name, cfg.initial_cluster, cfg.initial_cluster_token
                 )
             self._wal = WAL.create(
-                cfg.wal_dir, self.identity.to_bytes(), segment_bytes=cfg.wal_segment_bytes
+                cfg.wal_dir,
+                self.identity.to_bytes(),
+                segment_bytes=cfg.wal_segment_bytes,
+                keyring=self.keyring,
             )
             self._wal.on_fsync = self._observe_wal_fsync
             # A joining member bootstraps no voters: Raft must learn the configuration from
@@ -555,6 +591,11 @@ class RaftMember:
             loop.create_task(self._tick(), name="cairn-raft-tick"),
             loop.create_task(self.lessor.run(), name="cairn-lessor"),
         ]
+        if self.encryption is not None:
+            self._tasks += [
+                loop.create_task(self.encryption.run(), name="cairn-reencrypt"),
+                loop.create_task(self.encryption.watch_file(), name="cairn-key-file"),
+            ]
         self._tasks[0].add_done_callback(self._on_loop_done)
         self._campaign_if_alone()
         self._wake.set()
@@ -690,6 +731,10 @@ class RaftMember:
                     self.stats.leader_changes_seen_total += 1
                     self._new_leader()
             self.leader = rd.soft_state.lead
+        if rd.hard_state is not None:
+            # Raft's term, as etcd reports it: known now, before the fsync below, so a
+            # response never names this leader with the previous term.
+            self.term = rd.hard_state.term
         if rd.entries or rd.hard_state is not None:
             hard = rd.hard_state
             wal_hard = WALHardState(hard.term, hard.vote, hard.commit) if hard else None
@@ -706,7 +751,6 @@ class RaftMember:
                 self._storage.append(rd.entries)
             if hard is not None:
                 self._storage.set_hard_state(hard)
-                self.term = hard.term
         for message in rd.messages:
             if message.type is MessageType.SNAP:
                 task = asyncio.get_running_loop().create_task(self._send_snapshot(message))
@@ -793,7 +837,7 @@ class RaftMember:
             started = time.monotonic()
             request = InternalRequest.FromString(entry.data)
             try:
-                outcome: Applied | EtcdError = self._apply_request(request)
+                outcome: Applied | EtcdError = self._apply_request(request, entry.index)
             except EtcdError as error:
                 outcome = error
             else:
@@ -956,10 +1000,35 @@ class RaftMember:
                 raise ErrTimeoutLeaderTransfer()
             await asyncio.sleep(self.cluster.heartbeat_interval_ms / 1000)
 
-    def _apply_request(self, request: InternalRequest) -> Applied:
+    async def hand_over_leadership(self) -> None:
+        """Before a clean stop, give leadership to the most caught-up reachable voter.
+
+        As etcd does on shutdown: the cluster then keeps a leader through a rolling restart
+        instead of waiting an election timeout for the stopped leader to be missed. Best
+        effort: with no reachable voter, or when the transfer times out, the member just stops.
+        """
+        if not self.is_leader:
+            return
+        status = self.node.status()
+        own = self.identity.member_id
+        candidates = [
+            (progress.match, voter)
+            for voter, progress in status.progress.items()
+            if voter != own and voter in status.conf_state.voters and self._reaches(voter)
+        ]
+        if not candidates:
+            return
+        _, target = max(candidates)
+        log.info("stopping: handing leadership to %x", target)
+        try:
+            await self.move_leader(target)
+        except EtcdError as error:
+            log.warning("stopping without handing over leadership: %s", error)
+
+    def _apply_request(self, request: InternalRequest, index: int) -> Applied:
         if request.WhichOneof("request") == "member_attributes":
             return self.membership.apply_attributes(request.member_attributes)
-        applied = self.applier.apply(request)
+        applied = self.applier.apply(request, index)
         if applied.compaction is not None:
             # Queued now, run after this group's flush (the deleter yields first).
             self._compactions.schedule(self.store, *applied.compaction)
@@ -1005,6 +1074,33 @@ class RaftMember:
             before,
             self.backend.size_on_disk(),
         )
+
+    # ---- encryption at rest (cairn.member.encryption's host) ----------------------------
+
+    def wal_key_ids(self) -> set[str | None]:
+        return self._wal.key_ids_in_use()
+
+    def rekey_wal(self, switch: Callable[[], None]) -> None:
+        self._wal.rekey(switch)
+
+    def refresh_after_reencryption(self) -> None:
+        """After the re-encryption pass: let go of everything older keys still sealed.
+
+        A new Raft snapshot at the applied index takes a new image (the old LevelDB snapshot
+        handle still reads records as they were sealed before) and writes a WAL marker, which
+        starts a new segment after a rekey, then releases the segments it covers. With
+        nothing applied since the last snapshot, the same index is marked again instead.
+        """
+        applied = self.store.applied_index
+        snapshot = self._storage.snapshot()
+        if applied > snapshot.index:
+            self._snapshot(applied)
+            return
+        if snapshot.index:
+            self._wal.save_snapshot(SnapshotMarker(index=snapshot.index, term=snapshot.term))
+            self._wal.release_before(snapshot.index + 1)
+        if self._image is not None and self._image[0] == applied:
+            self._image = (applied, self.backend.db.snapshot())
 
     @contextlib.asynccontextmanager
     async def backup(self) -> AsyncIterator[backup.BackupSource]:
@@ -1071,7 +1167,8 @@ class RaftMember:
                 )
             handle = image[1]
             excluded = snapshot_meta.KEYS
-            count, size = await snapshot_image.measure(handle, excluded)
+            open_value = self.backend.open_value
+            count, size = await snapshot_image.measure(handle, excluded, open_value)
             log.info(
                 "member %x: sending snapshot at index %d (%d records, %d bytes) to %x",
                 self.identity.member_id,
@@ -1080,7 +1177,7 @@ class RaftMember:
                 size,
                 to,
             )
-            data = snapshot_image.stream(handle, count, excluded)
+            data = snapshot_image.stream(handle, count, excluded, open_value=open_value)
             await self.transport.send_snapshot(to, encode_message(message), data, size)
             ok = True
         except asyncio.CancelledError:
@@ -1107,7 +1204,7 @@ class RaftMember:
             raise RaftMemberError(f"a snapshot transfer from {from_id:x} without a SNAP message")
         self._transfers += 1
         incoming = snapshot_image.incoming_dir(self.config.db_dir, snap.index, self._transfers)
-        writer = snapshot_image.ImageWriter(incoming)
+        writer = snapshot_image.ImageWriter(incoming, self.backend.seal_value)
         self.stats.snapshot_apply_in_progress = 1
         try:
             async for chunk in data:
@@ -1136,14 +1233,16 @@ class RaftMember:
         self._image = None
         self.backend.close()
         snapshot_image.swap_in(incoming, cfg.db_dir)
-        self.backend = Backend(cfg.db_dir)
+        self.backend = Backend(cfg.db_dir, self.keyring)
         self.store = MVCCStore(self.backend, self.op_counters)
-        self.applier = Applier(self.store)
+        self.applier = Applier(self.store, self.tokens)
         self.watches.swap(self.store)
         self.membership = Membership.open(
             self.store, cfg.initial_cluster, cfg.initial_cluster_token, seed=False
         )
         self.images_installed += 1
+        if self.encryption is not None:
+            self.encryption.data_replaced()
         for member in self.membership.members():
             peer_id = member.ID
             known = peer_id == self.identity.member_id or peer_id in self.transport.peer_ids
@@ -1316,6 +1415,18 @@ class RaftMember:
                 await asyncio.wait_for(applied, self.cluster.request_timeout_s)
             except TimeoutError:
                 raise ErrTimeout() from None
+
+    async def wait_applied(self, index: int) -> None:
+        """Wait until this member has applied `index` (a token issued through another member
+        names the index that created it); ErrTimeout after the request timeout."""
+        if self.store.applied_index >= index:
+            return
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._applied_waiters.append((index, applied))
+        try:
+            await asyncio.wait_for(applied, self.cluster.request_timeout_s)
+        except TimeoutError:
+            raise ErrTimeout() from None
 
     async def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
         if not request.serializable:

@@ -12,6 +12,11 @@ the same handle: once to learn the total length (the transport announces it up f
 cut-off transfer is never mistaken for a whole one) and once to stream it. The receiver checks
 the count and the CRC before anything is installed.
 
+Values travel in plaintext: each member seals with its own keys (`--encryption-key-file`), so
+the sender opens sealed records as it reads them (`open_value`) and the receiver seals them
+with its active key as it writes them (`seal_value`). The peer transport's TLS protects them
+in flight, as it protects the log entries.
+
 Keys under `EXCLUDED_PREFIXES` are the sender's own Raft bookkeeping (its conf-state record)
 and are never copied: the receiver writes its own for the snapshot it installs.
 """
@@ -23,7 +28,7 @@ import os
 import shutil
 import struct
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import plyvel
@@ -37,17 +42,29 @@ CHUNK_BYTES = 256 * 1024
 _BATCH_RECORDS = 1000
 
 
+ValueCodec = Callable[[bytes, bytes], bytes]
+"""(LevelDB key, value) -> value: opens a stored value, or seals one for storing."""
+
+
+def _as_stored(key: bytes, value: bytes) -> bytes:
+    return value
+
+
 class ImageError(Exception):
     """A received image is malformed or does not match its checksum."""
 
 
-def _records(handle: Any, excluded: tuple[bytes, ...]) -> Iterator[tuple[bytes, bytes]]:
+def _records(
+    handle: Any, excluded: tuple[bytes, ...], open_value: ValueCodec
+) -> Iterator[tuple[bytes, bytes]]:
     for key, value in handle.iterator():
         if not key.startswith(excluded):
-            yield key, value
+            yield key, open_value(key, value)
 
 
-async def measure(handle: Any, excluded: tuple[bytes, ...] = ()) -> tuple[int, int]:
+async def measure(
+    handle: Any, excluded: tuple[bytes, ...] = (), open_value: ValueCodec = _as_stored
+) -> tuple[int, int]:
     """(record count, total image bytes) of what `stream` will produce from `handle`.
 
     It runs on the event loop, yielding now and then, rather than in a thread: the member may
@@ -55,7 +72,7 @@ async def measure(handle: Any, excluded: tuple[bytes, ...] = ()) -> tuple[int, i
     outlive the handle."""
     count = 0
     size = _HEADER.size + _TRAILER.size
-    for key, value in _records(handle, excluded):
+    for key, value in _records(handle, excluded, open_value):
         count += 1
         size += _RECORD.size + len(key) + len(value)
         if count % _BATCH_RECORDS == 0:
@@ -64,13 +81,17 @@ async def measure(handle: Any, excluded: tuple[bytes, ...] = ()) -> tuple[int, i
 
 
 async def stream(
-    handle: Any, count: int, excluded: tuple[bytes, ...] = (), chunk_bytes: int = CHUNK_BYTES
+    handle: Any,
+    count: int,
+    excluded: tuple[bytes, ...] = (),
+    chunk_bytes: int = CHUNK_BYTES,
+    open_value: ValueCodec = _as_stored,
 ) -> AsyncIterator[bytes]:
     """The image in chunks of about `chunk_bytes`, yielding to the event loop between them."""
     yield _HEADER.pack(MAGIC, VERSION, count)
     crc = 0
     buffer = bytearray()
-    for key, value in _records(handle, excluded):
+    for key, value in _records(handle, excluded, open_value):
         record = _RECORD.pack(len(key), len(value)) + key + value
         crc = zlib.crc32(record, crc)
         buffer += record
@@ -138,16 +159,18 @@ class ImageParser:
 class ImageWriter:
     """Parses an image as its chunks arrive and writes it into a fresh LevelDB directory."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, seal_value: ValueCodec = _as_stored) -> None:
         if os.path.exists(path):
             shutil.rmtree(path)
         self.path = path
         self.db = plyvel.DB(path, create_if_missing=True, error_if_exists=True)
         self._parser = ImageParser()
         self._batch: list[tuple[bytes, bytes]] = []
+        self._seal_value = seal_value
 
     def feed(self, data: bytes) -> None:
-        self._batch.extend(self._parser.feed(data))
+        seal = self._seal_value
+        self._batch.extend((key, seal(key, value)) for key, value in self._parser.feed(data))
         if len(self._batch) >= _BATCH_RECORDS:
             self._write_batch()
 

@@ -3,22 +3,35 @@
 Writes are never synced here: the WAL is the durability point, and the applied index stored in
 the same WriteBatch as the changes tells the member where WAL replay must resume. The one
 exception is `sync_barrier()`, used before WAL segments are released.
+
+Encryption at rest: with a keyring that has an active key, every value under a SEALED prefix
+(the history: each record holds a user key and its value) is sealed on its way in and opened
+on its way out, with the LevelDB key as associated data, so the rest of the store only ever
+sees plaintext. Other prefixes (meta counters, leases, members, alarms) hold no user data and
+stay in clear, as do the LevelDB keys (revisions). `copy_to` and the raw `db` handle see
+records as stored; `reseal` is the step the background re-encryption repeats.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
 import google_crc32c
 import plyvel
 
+from cairn.sealing import Keyring, is_sealed, key_id_of
+
 HISTORY = b"r"  # revision -> record (kind byte + mvccpb.KeyValue)
 META = b"m"  # name -> value
 MEMBERS = b"c"  # member ID (8 bytes, big-endian) -> member record (cairn.member.membership)
 ALARMS = b"a"  # member ID (8 bytes, big-endian) + alarm type (4 bytes, big-endian) -> b""
+AUTH = b"u"  # users, roles, enabled flag, auth revision (cairn.member.auth_store)
 LEASES = b"l"  # lease ID (8 bytes, big-endian, signed) -> cairnpb.LeaseRecord (cairn.mvcc.lease)
+
+SEALED = HISTORY  # the prefix whose values are sealed when a key is active
 
 _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
@@ -31,17 +44,31 @@ def meta_key(name: str) -> bytes:
 class Backend:
     """The LevelDB handle plus the few access patterns the store needs."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, keyring: Keyring | None = None) -> None:
         os.makedirs(path, exist_ok=True)
         self.path = path
+        self.keyring = keyring if keyring is not None else Keyring.empty()
         self.db = plyvel.DB(path, create_if_missing=True)
 
     def close(self) -> None:
         if not self.db.closed:
             self.db.close()
 
+    def open_value(self, key: bytes, value: bytes) -> bytes:
+        """A stored value as plaintext (a sealed one opened with the key its header names)."""
+        if is_sealed(value) and key[:1] == SEALED:
+            return self.keyring.open(value, key)
+        return value
+
+    def seal_value(self, key: bytes, value: bytes) -> bytes:
+        """A plaintext value as it is stored: sealed with the active key under SEALED."""
+        if key[:1] == SEALED and self.keyring.active is not None:
+            return self.keyring.seal(value, key)
+        return value
+
     def get(self, key: bytes) -> bytes | None:
-        return self.db.get(key)
+        value = self.db.get(key)
+        return None if value is None else self.open_value(key, value)
 
     def get_int(self, name: str, default: int = 0) -> int:
         raw = self.db.get(meta_key(name))
@@ -58,7 +85,12 @@ class Backend:
         """Every (key without prefix, value) under `prefix`, in key order."""
         n = len(prefix)
         for key, value in self.db.iterator(prefix=prefix):
-            yield key[n:], value
+            yield key[n:], self.open_value(key, value)
+
+    def iterate(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, plaintext value) with start <= key < stop, in key order."""
+        for key, value in self.db.iterator(start=start, stop=stop):
+            yield key, self.open_value(key, value)
 
     def write_batch(
         self, puts: dict[bytes, bytes], deletes: Sequence[bytes] = (), sync: bool = False
@@ -66,8 +98,12 @@ class Backend:
         with self.db.write_batch(sync=sync) as batch:
             for key in deletes:
                 batch.delete(key)
-            for key, value in puts.items():
-                batch.put(key, value)
+            if self.keyring.active is None:
+                for key, value in puts.items():
+                    batch.put(key, value)
+            else:
+                for key, value in puts.items():
+                    batch.put(key, self.seal_value(key, value))
 
     def sync_barrier(self) -> None:
         """Make every earlier unsynced write durable (a synced write flushes LevelDB's log)."""
@@ -79,12 +115,13 @@ class Backend:
         What Maintenance.Hash answers: etcd hashes its whole bolt file there, cairn every
         LevelDB record. It covers per-member state too (applied index, member table), so like
         etcd's it is only comparable between members that applied exactly the same entries;
-        HashKV is the cross-member check.
+        HashKV is the cross-member check. Sealed values are hashed as plaintext (a seal
+        carries a random nonce, so the stored bytes differ on every write).
         """
         crc = google_crc32c.Checksum()
         for key, value in self.db.iterator():
             crc.update(key)
-            crc.update(value)
+            crc.update(self.open_value(key, value))
         return int.from_bytes(crc.digest(), "big")
 
     def copy_to(self, path: str, batch_bytes: int = 4 * 1024 * 1024) -> None:
@@ -95,6 +132,7 @@ class Backend:
         there, deleted records included (checked with plyvel 1.5: 22 deleted 20 kB values
         stay on disk through any number of compact_range calls). A copy holds only the
         live records, which is also what etcd's defragmentation does with its bolt file.
+        Records are copied as stored: sealed ones stay sealed with the keys they had.
         """
         target = plyvel.DB(path, create_if_missing=True, error_if_exists=True)
         try:
@@ -110,6 +148,55 @@ class Backend:
             target.put(meta_key("sync_barrier"), b"", sync=True)
         finally:
             target.close()
+
+    def survey(self, after: bytes, limit: int) -> tuple[bytes | None, Counter[str | None]]:
+        """How many of the next `limit` sealable records after `after` each key sealed.
+
+        Counts by key id (None: stored in clear); returns the last key looked at, or None at
+        the end. Headers only: nothing is decrypted.
+        """
+        counts: Counter[str | None] = Counter()
+        last = None
+        for key, value in self._after(after, limit):
+            counts[key_id_of(value) if is_sealed(value) else None] += 1
+            last = key
+        return last, counts
+
+    def reseal(self, after: bytes, limit: int) -> tuple[bytes | None, Counter[str | None]]:
+        """Re-seal, with the active key (or store in clear), the next `limit` sealable
+        records after `after` that another key (or none) sealed: one re-encryption step.
+
+        Returns the last key looked at (None at the end) and how many records of each old
+        key id were rewritten. The read and the write happen in one call on the event loop,
+        so nothing (a compaction deleting a record) can come in between and be undone.
+        """
+        active = self.keyring.active
+        rewritten: Counter[str | None] = Counter()
+        last = None
+        puts: dict[bytes, bytes] = {}
+        for key, value in self._after(after, limit):
+            last = key
+            sealed_by = key_id_of(value) if is_sealed(value) else None
+            if sealed_by != active:
+                puts[key] = self.seal_value(key, self.open_value(key, value))
+                rewritten[sealed_by] += 1
+        if puts:
+            with self.db.write_batch() as batch:
+                for key, value in puts.items():
+                    batch.put(key, value)
+        return last, rewritten
+
+    def _after(self, after: bytes, limit: int) -> Iterator[tuple[bytes, bytes]]:
+        """Up to `limit` raw records under SEALED with keys greater than `after`."""
+        start = max(after, SEALED)
+        stop = bytes((SEALED[0] + 1,))
+        for key, value in self.db.iterator(start=start, stop=stop):
+            if key == after:
+                continue
+            yield key, value
+            limit -= 1
+            if limit <= 0:
+                break
 
     def reopen(self, swap: Callable[[], None]) -> None:
         """Close the database, let `swap` replace its directory, and open it again.

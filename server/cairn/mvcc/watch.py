@@ -484,7 +484,7 @@ class WatchHub:
         events: list[Event] = []
         last = low - 1
         count = size = 0
-        for raw_key, record in self.store.backend.db.iterator(start=start, stop=stop):
+        for raw_key, record in self.store.backend.iterate(start, stop):
             rev = Revision.from_bytes(raw_key[len(HISTORY) :])
             full = count >= self.catch_up_records or size >= self.catch_up_bytes
             if full and rev.main != last:

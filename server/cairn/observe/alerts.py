@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cairn.observe import thresholds as t
-from cairn.observe.promql import p, series
+from cairn.observe.promql import quantile_over, series
 from cairn.observe.timing import PRODUCTION, Timing
 
 SELECTOR = 'job=~".*(etcd|cairn).*"'
@@ -99,7 +99,7 @@ def _failed_grpc(percent: float) -> Callable[[Timing], str]:
 
 
 def _grpc_slow(tm: Timing) -> str:
-    quantile = p(
+    quantile = quantile_over(
         0.99,
         "grpc_server_handling_seconds",
         f'{SELECTOR}, grpc_type="unary", grpc_method!="Defragment"',
@@ -110,7 +110,9 @@ def _grpc_slow(tm: Timing) -> str:
 
 
 def _peer_rtt(tm: Timing) -> str:
-    quantile = p(0.99, "etcd_network_peer_round_trip_time_seconds", SELECTOR, tm.window("5m"), "To")
+    quantile = quantile_over(
+        0.99, "etcd_network_peer_round_trip_time_seconds", SELECTOR, tm.window("5m"), "To"
+    )
     return f"{quantile}\n  > {t.PEER_RTT_P99_WARNING_S:g}"
 
 
@@ -121,7 +123,7 @@ def _failed_proposals(tm: Timing) -> str:
 
 def _disk_p99(histogram: str, limit: float) -> Callable[[Timing], str]:
     def expr(tm: Timing) -> str:
-        return f"{p(0.99, histogram, SELECTOR, tm.window('5m'))}\n  > {limit:g}"
+        return f"{quantile_over(0.99, histogram, SELECTOR, tm.window('5m'))}\n  > {limit:g}"
 
     return expr
 

@@ -375,6 +375,29 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _gauge("cairn_lease_active", "Leases currently granted and not expired.", origin=Origin.CAIRN),
     _gauge(
+        "cairn_encryption_enabled",
+        "1 when the member seals what it stores (--encryption-key-file with an active key), "
+        "0 when it stores in clear.",
+        origin=Origin.CAIRN,
+    ),
+    _gauge(
+        "cairn_encryption_records_remaining",
+        "History records still sealed with another key than the active one (or in clear), "
+        "which the background re-encryption has yet to re-seal; -1 while it counts them.",
+        origin=Origin.CAIRN,
+    ),
+    _counter(
+        "cairn_encryption_records_resealed_total",
+        "History records the background re-encryption re-sealed since the member started.",
+        origin=Origin.CAIRN,
+    ),
+    _gauge(
+        "cairn_encryption_reencryption_complete",
+        "1 once every record and WAL segment is under the active key (an old key may then "
+        "leave the key file), 0 while re-encryption is pending or running.",
+        origin=Origin.CAIRN,
+    ),
+    _gauge(
         "cairn_leveldb_level_files",
         "Table files in each LevelDB level.",
         "level",

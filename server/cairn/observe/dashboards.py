@@ -336,7 +336,9 @@ def _grpc(board: Board, sel: str) -> None:
             "Client mistakes (InvalidArgument, NotFound) are not counted.",
             [
                 Query(
-                    f"100 * sum by (grpc_method) (rate({failed}[{RATE}]))"
+                    # A method with no failure yet has no failed series: show it at 0%.
+                    f"100 * (sum by (grpc_method) (rate({failed}[{RATE}]))"
+                    f" or 0 * sum by (grpc_method) (rate({handled}[{RATE}])))"
                     f" / sum by (grpc_method) (rate({handled}[{RATE}]))",
                     "{{grpc_method}}",
                 )
@@ -375,10 +377,10 @@ def _streams(board: Board, sel: str) -> None:
 
     def open_streams(method: str) -> str:
         match = f'{sel}, grpc_type="bidi_stream", grpc_method="{method}"'
-        return (
-            f"sum by (instance) ({series('grpc_server_started_total', match)})"
-            f" - sum by (instance) ({series('grpc_server_handled_total', match)})"
-        )
+        started = f"sum by (instance) ({series('grpc_server_started_total', match)})"
+        ended = f"sum by (instance) ({series('grpc_server_handled_total', match)})"
+        # Until a member's first stream ends it has no handled series: count that as 0 ended.
+        return f"{started} - ({ended} or 0 * {started})"
 
     board.add(
         graph(
@@ -470,7 +472,11 @@ def _peers(board: Board, sel: str) -> None:
             "peer count it as down (etcdMembersDown).",
             [
                 Query(
-                    f"rate({series('etcd_network_peer_sent_failures_total', sel)}[{RATE}])",
+                    # A link that never failed has no series yet: draw it at 0 from its traffic.
+                    "sum by (instance, To) (rate("
+                    f"{series('etcd_network_peer_sent_failures_total', sel)}[{RATE}]))"
+                    " or 0 * sum by (instance, To) (rate("
+                    f"{series('etcd_network_peer_sent_bytes_total', sel)}[{RATE}]))",
                     "{{instance}} -> {{To}}",
                 )
             ],

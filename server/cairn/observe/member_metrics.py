@@ -19,6 +19,7 @@ from cairn.observe.leveldb_stats import parse_stats
 from cairn.observe.registry import MetricsRegistry
 from cairn.peer.sender import PeerState
 from cairn.proto import rpc_pb2 as pb
+from cairn.sealing import PLAINTEXT
 
 log = logging.getLogger("cairn.observe")
 
@@ -125,6 +126,7 @@ def _refresh_storage(metrics: MetricsRegistry, member: RaftMember) -> None:
     gauge("etcd_debugging_mvcc_compact_revision").set(store.compact_rev)
     gauge("etcd_disk_wal_write_bytes_total").set(member.wal.bytes_written)
     gauge("cairn_lease_active").set(len(store.leases))
+    _refresh_encryption(metrics, member)
     synced, unsynced = member.watches.counts()
     gauge("etcd_debugging_mvcc_watcher_total").set(synced + unsynced)
     gauge("etcd_debugging_mvcc_slow_watcher_total").set(unsynced)
@@ -232,3 +234,19 @@ def _refresh_certificates(metrics: MetricsRegistry, certificate_expiry: Certific
         return
     for path, timestamp in expiry.items():
         gauge.labels(path).set(timestamp)
+
+
+def _refresh_encryption(metrics: MetricsRegistry, member: RaftMember) -> None:
+    """Without a key file nothing is sealed and nothing waits: enabled 0, complete 1."""
+    gauge = metrics.gauge
+    if member.encryption is None:
+        gauge("cairn_encryption_enabled").set(0)
+        gauge("cairn_encryption_records_remaining").set(0)
+        gauge("cairn_encryption_reencryption_complete").set(1)
+        metrics.mirror_counter("cairn_encryption_records_resealed_total", 0)
+        return
+    progress = member.encryption.progress()
+    gauge("cairn_encryption_enabled").set(0 if progress.active_key == PLAINTEXT else 1)
+    gauge("cairn_encryption_records_remaining").set(progress.records_remaining)
+    gauge("cairn_encryption_reencryption_complete").set(1 if progress.complete else 0)
+    metrics.mirror_counter("cairn_encryption_records_resealed_total", progress.records_resealed)

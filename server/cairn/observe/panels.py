@@ -7,9 +7,13 @@ graph is where the pager goes off. Panels are laid out left to right in rows of 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from grafanalib import core as g
+from grafanalib._gen import DashboardEncoder
+
+from cairn.observe.promql import series
 
 DATASOURCE = "${datasource}"
 RATE = "$__rate_interval"
@@ -64,9 +68,8 @@ class Board:
 
 
 def _placed(panel: g.Panel, pos: g.GridPos) -> g.Panel:
-    import attr
-
-    return attr.evolve(panel, gridPos=pos)
+    panel.gridPos = pos
+    return panel
 
 
 def _targets(queries: list[Query], instant: bool = False) -> list[g.Target]:
@@ -140,8 +143,6 @@ def stat(
 
 def variables(instance_multi: bool) -> g.Templating:
     """datasource, cluster (the scrape job) and instance (a member) pickers."""
-    from cairn.observe.promql import series
-
     members = series("etcd_server_has_leader")
     cluster_members = series("etcd_server_has_leader", 'job="$cluster"')
     return g.Templating(
@@ -177,10 +178,6 @@ def variables(instance_multi: bool) -> g.Templating:
 
 def dashboard(title: str, uid: str, description: str, board: Board, instance_multi: bool) -> dict:
     """The dashboard as Grafana JSON (a plain dict, ready for json.dumps)."""
-    import json
-
-    from grafanalib._gen import DashboardEncoder
-
     dash = g.Dashboard(
         title=title,
         uid=uid,

@@ -7,6 +7,7 @@ look the name up in `cairn.observe.catalog`: renaming or dropping a metric there
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from cairn.observe import catalog, textfile
@@ -64,8 +65,8 @@ def _histogram(name: str) -> None:
         raise UnknownMetric(f"{name} is not a histogram in the catalog")
 
 
-def p(quantile: float, histogram: str, selector: str, window: str, by: str = "") -> str:
-    """The ``quantile`` of a histogram over ``window``, per instance unless ``by`` says."""
+def quantile_over(quantile: float, histogram: str, selector: str, window: str, by: str = "") -> str:
+    """The ``quantile`` of a histogram over ``window`` per job and instance (and ``by``)."""
     keep = ", ".join(part for part in ("job", "instance", by, "le") if part)
     rate = f"rate({bucket(histogram, selector)}[{window}])"
     return f"histogram_quantile({quantile}, sum by ({keep}) ({rate}))"
@@ -73,8 +74,6 @@ def p(quantile: float, histogram: str, selector: str, window: str, by: str = "")
 
 def metric_names(expr: str) -> set[str]:
     """The catalog (or scrape) metric names an expression reads, histogram suffixes folded."""
-    import re
-
     words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
     names = set()
     for word in words:

@@ -49,7 +49,6 @@ class Timing:
 
     for_scale: float = 1.0
     window_scale: float = 1.0
-    min_window: str = "1s"
 
     def hold(self, duration: str) -> str:
         """A `for:` duration."""
@@ -57,9 +56,7 @@ class Timing:
 
     def window(self, duration: str) -> str:
         """A range-vector or subquery window, or a prediction horizon."""
-        return self._scaled(
-            duration, self.window_scale, max(MIN_SCALED_MS, parse_ms(self.min_window))
-        )
+        return self._scaled(duration, self.window_scale, MIN_SCALED_MS)
 
     def seconds(self, duration: str) -> float:
         """A window in seconds (predict_linear's horizon is a number, not a duration)."""

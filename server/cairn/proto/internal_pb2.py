@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from cairn.proto import rpc_pb2 as cairn_dot_proto_dot_rpc__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61irn/proto/internal.proto\x12\x07\x63\x61irnpb\x1a\x15\x63\x61irn/proto/rpc.proto\"D\n\rRequestHeader\x12\n\n\x02ID\x18\x01 \x01(\x04\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x15\n\rauth_revision\x18\x03 \x01(\x04\"\xe6\x03\n\x0fInternalRequest\x12&\n\x06header\x18\x64 \x01(\x0b\x32\x16.cairnpb.RequestHeader\x12\'\n\x03put\x18\x04 \x01(\x0b\x32\x18.etcdserverpb.PutRequestH\x00\x12\x38\n\x0c\x64\x65lete_range\x18\x05 \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequestH\x00\x12\'\n\x03txn\x18\x06 \x01(\x0b\x32\x18.etcdserverpb.TxnRequestH\x00\x12\x35\n\ncompaction\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequestH\x00\x12\x36\n\x0blease_grant\x18\x08 \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequestH\x00\x12\x38\n\x0clease_revoke\x18\t \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequestH\x00\x12+\n\x05\x61larm\x18\n \x01(\x0b\x32\x1a.etcdserverpb.AlarmRequestH\x00\x12>\n\x11member_attributes\x18\x95\n \x01(\x0b\x32 .cairnpb.MemberAttributesRequestH\x00\x42\t\n\x07request\"O\n\x17MemberAttributesRequest\x12\x11\n\tmember_ID\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_urls\x18\x03 \x03(\t\"&\n\x0bLeaseRecord\x12\n\n\x02ID\x18\x01 \x01(\x03\x12\x0b\n\x03TTL\x18\x02 \x01(\x03\"\xfd\x01\n\tForwarded\x12\x39\n\nkeep_alive\x18\x01 \x01(\x0b\x32#.etcdserverpb.LeaseKeepAliveRequestH\x00\x12<\n\x0ctime_to_live\x18\x02 \x01(\x0b\x32$.etcdserverpb.LeaseTimeToLiveRequestH\x00\x12<\n\x0emember_promote\x18\x03 \x01(\x0b\x32\".etcdserverpb.MemberPromoteRequestH\x00\x12.\n\x07hash_kv\x18\x04 \x01(\x0b\x32\x1b.etcdserverpb.HashKVRequestH\x00\x42\t\n\x07request\"\xb0\x02\n\x0f\x46orwardedAnswer\x12:\n\nkeep_alive\x18\x01 \x01(\x0b\x32$.etcdserverpb.LeaseKeepAliveResponseH\x00\x12=\n\x0ctime_to_live\x18\x02 \x01(\x0b\x32%.etcdserverpb.LeaseTimeToLiveResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.cairnpb.ForwardedErrorH\x00\x12=\n\x0emember_promote\x18\x04 \x01(\x0b\x32#.etcdserverpb.MemberPromoteResponseH\x00\x12/\n\x07hash_kv\x18\x05 \x01(\x0b\x32\x1c.etcdserverpb.HashKVResponseH\x00\x42\x08\n\x06\x61nswer\"/\n\x0e\x46orwardedError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61irn/proto/internal.proto\x12\x07\x63\x61irnpb\x1a\x15\x63\x61irn/proto/rpc.proto\"V\n\rRequestHeader\x12\n\n\x02ID\x18\x01 \x01(\x04\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x15\n\rauth_revision\x18\x03 \x01(\x04\x12\x10\n\x08internal\x18\x04 \x01(\x08\"\xd5\x0c\n\x0fInternalRequest\x12&\n\x06header\x18\x64 \x01(\x0b\x32\x16.cairnpb.RequestHeader\x12\'\n\x03put\x18\x04 \x01(\x0b\x32\x18.etcdserverpb.PutRequestH\x00\x12\x38\n\x0c\x64\x65lete_range\x18\x05 \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequestH\x00\x12\'\n\x03txn\x18\x06 \x01(\x0b\x32\x18.etcdserverpb.TxnRequestH\x00\x12\x35\n\ncompaction\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequestH\x00\x12\x36\n\x0blease_grant\x18\x08 \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequestH\x00\x12\x38\n\x0clease_revoke\x18\t \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequestH\x00\x12+\n\x05\x61larm\x18\n \x01(\x0b\x32\x1a.etcdserverpb.AlarmRequestH\x00\x12\x37\n\x0b\x61uth_enable\x18\xe8\x07 \x01(\x0b\x32\x1f.etcdserverpb.AuthEnableRequestH\x00\x12\x39\n\x0c\x61uth_disable\x18\xf3\x07 \x01(\x0b\x32 .etcdserverpb.AuthDisableRequestH\x00\x12=\n\x0c\x61uthenticate\x18\xf4\x07 \x01(\x0b\x32$.cairnpb.InternalAuthenticateRequestH\x00\x12\x37\n\x0b\x61uth_status\x18\xf5\x07 \x01(\x0b\x32\x1f.etcdserverpb.AuthStatusRequestH\x00\x12:\n\rauth_user_add\x18\xcc\x08 \x01(\x0b\x32 .etcdserverpb.AuthUserAddRequestH\x00\x12@\n\x10\x61uth_user_delete\x18\xcd\x08 \x01(\x0b\x32#.etcdserverpb.AuthUserDeleteRequestH\x00\x12:\n\rauth_user_get\x18\xce\x08 \x01(\x0b\x32 .etcdserverpb.AuthUserGetRequestH\x00\x12Q\n\x19\x61uth_user_change_password\x18\xcf\x08 \x01(\x0b\x32+.etcdserverpb.AuthUserChangePasswordRequestH\x00\x12G\n\x14\x61uth_user_grant_role\x18\xd0\x08 \x01(\x0b\x32&.etcdserverpb.AuthUserGrantRoleRequestH\x00\x12I\n\x15\x61uth_user_revoke_role\x18\xd1\x08 \x01(\x0b\x32\'.etcdserverpb.AuthUserRevokeRoleRequestH\x00\x12<\n\x0e\x61uth_user_list\x18\xd2\x08 \x01(\x0b\x32!.etcdserverpb.AuthUserListRequestH\x00\x12<\n\x0e\x61uth_role_list\x18\xd3\x08 \x01(\x0b\x32!.etcdserverpb.AuthRoleListRequestH\x00\x12:\n\rauth_role_add\x18\xb0\t \x01(\x0b\x32 .etcdserverpb.AuthRoleAddRequestH\x00\x12@\n\x10\x61uth_role_delete\x18\xb1\t \x01(\x0b\x32#.etcdserverpb.AuthRoleDeleteRequestH\x00\x12:\n\rauth_role_get\x18\xb2\t \x01(\x0b\x32 .etcdserverpb.AuthRoleGetRequestH\x00\x12S\n\x1a\x61uth_role_grant_permission\x18\xb3\t \x01(\x0b\x32,.etcdserverpb.AuthRoleGrantPermissionRequestH\x00\x12U\n\x1b\x61uth_role_revoke_permission\x18\xb4\t \x01(\x0b\x32-.etcdserverpb.AuthRoleRevokePermissionRequestH\x00\x12>\n\x11member_attributes\x18\x95\n \x01(\x0b\x32 .cairnpb.MemberAttributesRequestH\x00\x42\t\n\x07request\"S\n\x1bInternalAuthenticateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0csimple_token\x18\x03 \x01(\t\"O\n\x17MemberAttributesRequest\x12\x11\n\tmember_ID\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_urls\x18\x03 \x03(\t\"&\n\x0bLeaseRecord\x12\n\n\x02ID\x18\x01 \x01(\x03\x12\x0b\n\x03TTL\x18\x02 \x01(\x03\"\xfd\x01\n\tForwarded\x12\x39\n\nkeep_alive\x18\x01 \x01(\x0b\x32#.etcdserverpb.LeaseKeepAliveRequestH\x00\x12<\n\x0ctime_to_live\x18\x02 \x01(\x0b\x32$.etcdserverpb.LeaseTimeToLiveRequestH\x00\x12<\n\x0emember_promote\x18\x03 \x01(\x0b\x32\".etcdserverpb.MemberPromoteRequestH\x00\x12.\n\x07hash_kv\x18\x04 \x01(\x0b\x32\x1b.etcdserverpb.HashKVRequestH\x00\x42\t\n\x07request\"\xb0\x02\n\x0f\x46orwardedAnswer\x12:\n\nkeep_alive\x18\x01 \x01(\x0b\x32$.etcdserverpb.LeaseKeepAliveResponseH\x00\x12=\n\x0ctime_to_live\x18\x02 \x01(\x0b\x32%.etcdserverpb.LeaseTimeToLiveResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.cairnpb.ForwardedErrorH\x00\x12=\n\x0emember_promote\x18\x04 \x01(\x0b\x32#.etcdserverpb.MemberPromoteResponseH\x00\x12/\n\x07hash_kv\x18\x05 \x01(\x0b\x32\x1c.etcdserverpb.HashKVResponseH\x00\x42\x08\n\x06\x61nswer\"/\n\x0e\x46orwardedError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,17 +33,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cairn.proto.internal_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REQUESTHEADER']._serialized_start=62
-  _globals['_REQUESTHEADER']._serialized_end=130
-  _globals['_INTERNALREQUEST']._serialized_start=133
-  _globals['_INTERNALREQUEST']._serialized_end=619
-  _globals['_MEMBERATTRIBUTESREQUEST']._serialized_start=621
-  _globals['_MEMBERATTRIBUTESREQUEST']._serialized_end=700
-  _globals['_LEASERECORD']._serialized_start=702
-  _globals['_LEASERECORD']._serialized_end=740
-  _globals['_FORWARDED']._serialized_start=743
-  _globals['_FORWARDED']._serialized_end=996
-  _globals['_FORWARDEDANSWER']._serialized_start=999
-  _globals['_FORWARDEDANSWER']._serialized_end=1303
-  _globals['_FORWARDEDERROR']._serialized_start=1305
-  _globals['_FORWARDEDERROR']._serialized_end=1352
+  _globals['_REQUESTHEADER']._serialized_end=148
+  _globals['_INTERNALREQUEST']._serialized_start=151
+  _globals['_INTERNALREQUEST']._serialized_end=1772
+  _globals['_INTERNALAUTHENTICATEREQUEST']._serialized_start=1774
+  _globals['_INTERNALAUTHENTICATEREQUEST']._serialized_end=1857
+  _globals['_MEMBERATTRIBUTESREQUEST']._serialized_start=1859
+  _globals['_MEMBERATTRIBUTESREQUEST']._serialized_end=1938
+  _globals['_LEASERECORD']._serialized_start=1940
+  _globals['_LEASERECORD']._serialized_end=1978
+  _globals['_FORWARDED']._serialized_start=1981
+  _globals['_FORWARDED']._serialized_end=2234
+  _globals['_FORWARDEDANSWER']._serialized_start=2237
+  _globals['_FORWARDEDANSWER']._serialized_end=2541
+  _globals['_FORWARDEDERROR']._serialized_start=2543
+  _globals['_FORWARDEDERROR']._serialized_end=2590
 # @@protoc_insertion_point(module_scope)

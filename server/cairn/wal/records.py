@@ -4,6 +4,10 @@ A payload is one type byte followed by a fixed little-endian layout (plus traili
 entries and metadata). Type bytes start at 1 so that a zero-filled region can never decode as a
 record (see framing.py). An unknown type byte in a frame whose checksum is good is corruption:
 this version cannot know what the record meant, so it must not skip it.
+
+A sealed entry (encryption at rest) is a record of its own type with the entry layout, whose
+trailing bytes are the entry data sealed by `cairn.sealing` (see `seal_context`); decode()
+returns it as an Entry with `sealed` set, and the WAL opens it after replay.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class Entry:
     term: int
     data: bytes
     kind: int = ENTRY_NORMAL
+    sealed: bool = False
+    """`data` is still sealed (only between decode() and the WAL opening it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,7 @@ TYPE_METADATA = 2
 TYPE_ENTRY = 3
 TYPE_HARD_STATE = 4
 TYPE_SNAPSHOT = 5
+TYPE_SEALED_ENTRY = 6
 
 MAGIC = b"CAIRNWAL"
 FORMAT_VERSION = 1
@@ -84,6 +91,19 @@ def encode_entry(entry: Entry) -> bytes:
     """Payload of an entry record (kept separate from encode() because it is the hot path)."""
     try:
         return _ENTRY.pack(TYPE_ENTRY, entry.index, entry.term, entry.kind) + entry.data
+    except struct.error as exc:
+        raise ValueError(f"cannot encode {entry!r:.200}: {exc}") from None
+
+
+def seal_context(index: int, term: int, kind: int) -> bytes:
+    """What a sealed entry's data is bound to: it cannot be moved to another index or term."""
+    return b"wal-entry" + _ENTRY.pack(TYPE_SEALED_ENTRY, index, term, kind)
+
+
+def encode_sealed_entry(entry: Entry, sealed_data: bytes) -> bytes:
+    """Payload of a sealed entry record: the entry layout with its data already sealed."""
+    try:
+        return _ENTRY.pack(TYPE_SEALED_ENTRY, entry.index, entry.term, entry.kind) + sealed_data
     except struct.error as exc:
         raise ValueError(f"cannot encode {entry!r:.200}: {exc}") from None
 
@@ -118,11 +138,12 @@ def _fixed(layout: struct.Struct, payload: bytes, name: str) -> tuple[int, ...]:
 def decode(payload: bytes) -> Record:
     """Decode a payload whose frame checksum was good. Raises RecordError."""
     kind = payload[0]
-    if kind == TYPE_ENTRY:
+    if kind in (TYPE_ENTRY, TYPE_SEALED_ENTRY):
         if len(payload) < _ENTRY.size:
             raise RecordError(f"entry record has only {len(payload)} bytes")
         _, index, term, entry_kind = _ENTRY.unpack_from(payload)
-        return Entry(index, term, payload[_ENTRY.size :], entry_kind)
+        sealed = kind == TYPE_SEALED_ENTRY
+        return Entry(index, term, payload[_ENTRY.size :], entry_kind, sealed)
     if kind == TYPE_HARD_STATE:
         _, term, vote, commit = _fixed(_HARD_STATE, payload, "hard state")
         return HardState(term, vote, commit)

@@ -9,6 +9,13 @@ write first cuts a new segment that starts with copies of the metadata, the late
 marker and the latest hard state, so older segments can be deleted (release_before) once a
 snapshot covers their entries.
 
+Encryption at rest: with a keyring whose active key is set, entries are written as sealed
+entry records (their data sealed with the active key, bound to index, term and kind); open()
+unseals the entries replay returns, so a sealed entry a snapshot no longer covers needs its
+key. The WAL remembers which key ids each segment holds (`key_ids_in_use`): after a key
+rotation (`rekey`) the next append starts a new segment, so once a snapshot lets the older
+segments go, no entry sealed with an old key (or stored in clear) is left on disk.
+
 Thread safety: every public method takes an internal lock, so save() may run in a worker thread
 (asyncio.to_thread) while another thread calls release_before() or close().
 """
@@ -26,9 +33,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from cairn.sealing import Keyring, is_sealed, key_id_of
 from cairn.wal.errors import WALCorruptError, WALError
 from cairn.wal.framing import frame
-from cairn.wal.records import Entry, HardState, SnapshotMarker, encode, encode_entry
+from cairn.wal.records import (
+    Entry,
+    HardState,
+    SnapshotMarker,
+    encode,
+    encode_entry,
+    encode_sealed_entry,
+    seal_context,
+)
 from cairn.wal.replay import Replay, ReplayBuilder
 from cairn.wal.segment import (
     SegmentContents,
@@ -92,6 +108,8 @@ class WAL:
         snapshot: SnapshotMarker | None,
         hard_state: HardState | None,
         segment_bytes: int,
+        keyring: Keyring | None = None,
+        segment_keys: list[set[str | None]] | None = None,
     ) -> None:
         """Internal: use create() or open()."""
         if segment_bytes <= 0:
@@ -109,6 +127,13 @@ class WAL:
         self._mutex = threading.Lock()
         self._failure: BaseException | None = None
         self._unsynced = False  # the live segment ends in a write not yet fdatasync'd
+        self._keyring = keyring if keyring is not None else Keyring.empty()
+        # Per segment (same order as _segments): the key ids its entries were sealed with,
+        # None for entries stored in clear.
+        self._segment_keys = segment_keys or [set() for _ in segments]
+        # Guards _segment_keys alone, so key_ids_in_use() never waits for an fdatasync.
+        self._keys_mutex = threading.Lock()
+        self._cut_pending = False  # rekey(): the next append starts a new segment
         self.bytes_written = 0
         """Record bytes appended since open (etcd_disk_wal_write_bytes_total)."""
         self.on_fsync: Callable[[float], None] | None = None
@@ -132,6 +157,7 @@ class WAL:
         directory: str | os.PathLike[str],
         metadata: bytes,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        keyring: Keyring | None = None,
     ) -> WAL:
         """Create a new, empty WAL in `directory` (created if missing) and open it.
 
@@ -157,6 +183,7 @@ class WAL:
                 snapshot=None,
                 hard_state=None,
                 segment_bytes=segment_bytes,
+                keyring=keyring,
             )
         except BaseException:
             os.close(lock_fd)
@@ -167,12 +194,15 @@ class WAL:
         cls,
         directory: str | os.PathLike[str],
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        keyring: Keyring | None = None,
     ) -> tuple[WAL, Replay]:
         """Open an existing WAL, repair a torn tail, and return it with everything it holds.
 
-        Raises WALCorruptError if the WAL is damaged anywhere but its torn tail, and WALError
-        if there is no WAL or it is in use.
+        Raises WALCorruptError if the WAL is damaged anywhere but its torn tail, WALError
+        if there is no WAL or it is in use, and cairn.sealing.SealError if an entry replay
+        returns is sealed with a key `keyring` lacks or fails authentication.
         """
+        keyring = keyring if keyring is not None else Keyring.empty()
         path = Path(directory)
         if not path.is_dir():
             raise WALError(f"{path}: no WAL directory")
@@ -193,10 +223,12 @@ class WAL:
                     )
             builder = ReplayBuilder()
             contents: SegmentContents | None = None
+            segment_keys: list[set[str | None]] = []
             for number, segment in enumerate(segments):
                 contents = read_segment(segment, last=number == len(segments) - 1)
                 builder.add_segment(contents)
-            replay = builder.finish()
+                segment_keys.append(_key_ids(contents))
+            replay = _unseal(builder.finish(), keyring)
             assert contents is not None
             if contents.torn_reason is not None:
                 _truncate_torn_tail(contents)
@@ -210,6 +242,8 @@ class WAL:
                 snapshot=replay.snapshot,
                 hard_state=replay.hard_state,
                 segment_bytes=segment_bytes,
+                keyring=keyring,
+                segment_keys=segment_keys,
             )
         except BaseException:
             os.close(lock_fd)
@@ -253,6 +287,19 @@ class WAL:
         """Paths of the segment files, oldest first (the last one is being appended to)."""
         return [segment.path for segment in self._segments]
 
+    def key_ids_in_use(self) -> set[str | None]:
+        """The key ids the entries in the segments on disk are sealed with (None: in clear)."""
+        with self._keys_mutex:
+            return set().union(*self._segment_keys)
+
+    def rekey(self, switch: Callable[[], None]) -> None:
+        """Run `switch` (which changes the keyring's active key) between two saves, and have
+        the next append start a new segment: every entry sealed with the earlier key then
+        lies in older segments, which release_before() drops once a snapshot covers them."""
+        with self._mutex:
+            switch()
+            self._cut_pending = True
+
     # ----------------------------------------------------------------------------- writes
 
     def save(
@@ -277,6 +324,8 @@ class WAL:
         parts: list[bytes] = []
         with self._mutex:
             self._check_writable()
+            keyring = self._keyring
+            key_id = keyring.active
             if entries:
                 first = entries[0].index
                 floor = self._snapshot.index if self._snapshot is not None else 0
@@ -287,10 +336,18 @@ class WAL:
                 for position, entry in enumerate(entries):
                     if entry.index != first + position:
                         raise ValueError(f"entry indexes not consecutive at {entry.index}")
-                    parts.append(frame(encode_entry(entry)))
+                    if key_id is None:
+                        parts.append(frame(encode_entry(entry)))
+                    else:
+                        context = seal_context(entry.index, entry.term, entry.kind)
+                        sealed = keyring.seal(entry.data, context)
+                        parts.append(frame(encode_sealed_entry(entry, sealed)))
             if hard_state is not None:
                 parts.append(frame(encode(hard_state)))
             self._append(b"".join(parts), sync=sync)
+            if entries:
+                with self._keys_mutex:
+                    self._segment_keys[-1].add(key_id)
             if entries:
                 self._last_index = entries[-1].index
             if hard_state is not None:
@@ -334,6 +391,8 @@ class WAL:
                 for _ in range(count):
                     os.remove(self._segments[0].path)
                     del self._segments[0]
+                    with self._keys_mutex:
+                        del self._segment_keys[0]
                 if count:
                     fsync_dir(self._dir)
             except OSError as exc:
@@ -357,7 +416,7 @@ class WAL:
         cache) is unknown, so the WAL is marked failed instead of risking appends after a
         partial record; reopening truncates whatever partial record is left.
         """
-        if self._size >= self._segment_bytes:
+        if self._size >= self._segment_bytes or self._cut_pending:
             self._cut()
         fd = self._fd
         assert fd is not None
@@ -407,7 +466,37 @@ class WAL:
         os.close(self._fd)
         self._fd = fd
         self._segments.append(SegmentFile(path, seq, first_index))
+        with self._keys_mutex:
+            self._segment_keys.append(set())
         self._size = path.stat().st_size
+        self._cut_pending = False
+
+
+def _key_ids(contents: SegmentContents) -> set[str | None]:
+    """The key ids a segment's entries are sealed with (None for entries in clear)."""
+    found: set[str | None] = set()
+    for _, record in contents.records:
+        if isinstance(record, Entry):
+            found.add(key_id_of(record.data) if record.sealed and is_sealed(record.data) else None)
+    return found
+
+
+def _unseal(replay: Replay, keyring: Keyring) -> Replay:
+    """The replay with every sealed entry opened (entries a snapshot covers are gone already)."""
+    if not any(entry.sealed for entry in replay.entries):
+        return replay
+    entries = [
+        Entry(
+            e.index,
+            e.term,
+            keyring.open(e.data, seal_context(e.index, e.term, e.kind)),
+            e.kind,
+        )
+        if e.sealed
+        else e
+        for e in replay.entries
+    ]
+    return Replay(replay.metadata, replay.hard_state, replay.snapshot, entries)
 
 
 def _truncate_torn_tail(contents: SegmentContents) -> None:
