@@ -182,6 +182,14 @@ class ErrSnapshotAborted(EtcdError):
     code, text = UNAVAILABLE, "etcdserver: snapshot aborted: the database was replaced; retry"
 
 
+class ErrHashAborted(EtcdError):
+    """cairn's own: HashKV or Hash was interrupted again and again (compactions applied or
+    the database replaced while it read the history: cairn.member.hashing). etcd holds
+    its backend's read lock for the whole hash instead, and stalls the member."""
+
+    code, text = UNAVAILABLE, "etcdserver: hash aborted: the history kept changing; retry"
+
+
 # Auth errors, with the codes and texts etcd 3.4.23 answers (checked with etcdctl and gRPC).
 PERMISSION_DENIED = "PERMISSION_DENIED"
 UNAUTHENTICATED = "UNAUTHENTICATED"

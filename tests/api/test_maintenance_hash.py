@@ -15,8 +15,10 @@ import pytest
 
 from cairn.api.maintenance import MaintenanceService
 from cairn.errors import ErrCompacted, ErrFutureRev
+from cairn.member import hashing
 from cairn.member.config import MemberConfig
 from cairn.member.raft_member import ClusterSettings, RaftMember
+from cairn.mvcc.backend import HISTORY
 from cairn.proto import rpc_pb2 as pb
 from cairn.proto.internal_pb2 import InternalRequest
 
@@ -81,5 +83,37 @@ def test_hash_changes_with_every_applied_write(tmp_path: Path) -> None:
         after = await service.Hash(pb.HashRequest(), None)
         assert after.hash != before.hash
         assert after.header.revision == 2
+
+    with_member(tmp_path, body)
+
+
+async def write_history(member: RaftMember, txns: int) -> None:
+    """`txns` transactions of 128 puts each (etcd's default --max-txn-ops)."""
+    for t in range(txns):
+        puts = [
+            pb.RequestOp(request_put=pb.PutRequest(key=b"key-%06d" % (t * 128 + i), value=b"v"))
+            for i in range(128)
+        ]
+        await member.propose(InternalRequest(txn=pb.TxnRequest(success=puts)))
+
+
+def test_linearizable_reads_are_served_while_a_large_history_is_hashed(tmp_path: Path) -> None:
+    """HashKV over ~50 chunks of history: reads through ReadIndex complete in between,
+    and the hash is the one the store gives in one go."""
+
+    async def body(member: RaftMember) -> None:
+        await write_history(member, 400)  # 51,200 records
+        records = sum(1 for _ in member.backend.scan(HISTORY))
+        assert records // hashing.HASH_CHUNK_RECORDS >= 50
+        expected = member.store.hash_kv(0)
+        service = MaintenanceService(member)
+        hashed = asyncio.ensure_future(service.HashKV(pb.HashKVRequest(), None))
+        reads_while_hashing = 0
+        while not hashed.done():
+            response = await member.range(pb.RangeRequest(key=b"key-000001"))
+            assert response.kvs[0].value == b"v"
+            reads_while_hashing += not hashed.done()
+        assert reads_while_hashing >= 1
+        assert (hashed.result().hash, hashed.result().compact_revision) == expected[:2]
 
     with_member(tmp_path, body)

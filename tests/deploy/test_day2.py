@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.ansible_ops.deployment import DEB_CACHE
 from tests.deploy.ansible_run import REPO, PlaybookRun, playbook
 from tests.hosts import fleet as fleets
 from tests.support.etcdctl import CtlResult, run_etcdctl
@@ -82,6 +83,11 @@ class Cluster:
             f"    ansible_ssh_private_key_file: {self.fleet.ssh_key}",
             # This loaded test machine is no production disk: the disk check only warns.
             "    cairn_server_disk_check_fail: false",
+            # site.yml ends with monitoring.yml: no package registry on the test hosts, so the
+            # control node brings the Debian packages; Grafana (vendor repository) stays off.
+            "    cairn_debs_source: control_node",
+            f"    cairn_debs_cache: {DEB_CACHE}",
+            "    cairn_monitoring_grafana: false",
             "    ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
             "  children:",
             "    cairn:",

@@ -232,3 +232,22 @@ def test_a_read_arriving_during_a_round_waits_for_the_next_round(tmp_path: Path)
     events = with_member(config(tmp_path), body)
     second_round = [i for i, e in enumerate(events) if e == "round"][1]  # type: ignore[arg-type]
     assert events.count("round") == 2 and events.index("second") > second_round  # type: ignore[attr-defined]
+
+
+def test_a_first_start_that_died_before_saving_its_configuration_bootstraps_again(
+    tmp_path: Path,
+) -> None:
+    """A first start can die between creating the WAL and saving the initial configuration
+    (a port that cannot be bound, a kill): the restart must still know its voters."""
+    cfg = config(tmp_path)
+    crashed = new_member(cfg)
+    crashed.open()  # creates the WAL with the member's identity, saves no Ready
+    crashed_id = crashed.identity.member_id
+    crashed._wal.close()
+    crashed.backend.close()
+
+    async def leader_and_id(member: RaftMember) -> tuple[int, int]:
+        await member.propose(put(b"k"))
+        return member.leader, member.identity.member_id
+
+    assert with_member(cfg, leader_and_id) == (crashed_id, crashed_id)

@@ -10,7 +10,7 @@ import pytest
 from tests.mvcc.harness import EVERYTHING, KV, put_op
 from tests.sealing.keys import keyring, secret
 
-from cairn.mvcc.backend import HISTORY
+from cairn.mvcc.backend import HISTORY, run_steps
 from cairn.sealing import Keyring, TamperedRecordError, UnknownKeyError
 
 VALUES = [b"secret-value-%d" % i for i in range(20)]
@@ -97,6 +97,17 @@ def test_hash_kv_is_the_same_sealed_with_any_key_or_none(tmp_path: Path) -> None
         hashes.append(kv.store.hash_kv(0))
         kv.close()
     assert hashes[0] == hashes[1] == hashes[2]
+
+
+def test_hash_kv_in_steps_opens_sealed_records_like_the_hash_in_one_go(tmp_path: Path) -> None:
+    sealed, clear = KV(tmp_path / "sealed", keyring=keyring("a", "a")), KV(tmp_path / "clear")
+    try:
+        fill(sealed)
+        fill(clear)
+        assert run_steps(sealed.store.hash_kv_steps(0, chunk_records=2)) == clear.store.hash_kv(0)
+    finally:
+        sealed.close()
+        clear.close()
 
 
 def reseal_all(kv: KV) -> Counter[str | None]:

@@ -3,7 +3,8 @@
 
 A small HTTP/1.1 server on the member's own event loop (one request per connection), so the
 handlers read the member's state without locks, exactly as the gRPC services do. https
-listeners use an ssl.SSLContext built from the client TLS settings, as etcd does.
+listeners use an ssl.SSLContext built from the client TLS settings, as etcd does, whose
+certificate follows the files on disk (cairn.pki.ReloadingSSLContext).
 """
 
 from __future__ import annotations

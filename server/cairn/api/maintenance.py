@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from cairn.errors import ErrBadLeaderTransferee, ErrNotLeader
+from cairn.member import hashing
 from cairn.member.alarms import alarm_text
 from cairn.member.raft_member import RaftMember
 from cairn.proto import rpc_pb2 as pb
@@ -56,10 +57,11 @@ class MaintenanceService:
 
         No Raft round, as in etcd: an operator compares members at one revision, so each
         member answers for itself. The header revision is the current one, not the hashed one.
+        Hashed in chunks that let the member go on serving (cairn.member.hashing).
         """
         member = self._member
-        hash_value, compact_rev = member.store.hash_kv(request.revision)
-        response = pb.HashKVResponse(hash=hash_value, compact_revision=compact_rev)
+        hashed = await hashing.hash_kv(lambda: member.store, request.revision)
+        response = pb.HashKVResponse(hash=hashed.hash, compact_revision=hashed.compact_revision)
         member.fill_header(response.header)
         return response
 
@@ -69,7 +71,7 @@ class MaintenanceService:
         Includes per-member bookkeeping, so it is not a cross-member check; HashKV is.
         """
         member = self._member
-        response = pb.HashResponse(hash=member.backend.hash_all())
+        response = pb.HashResponse(hash=await hashing.hash_all(lambda: member.backend))
         member.fill_header(response.header)
         return response
 

@@ -25,6 +25,7 @@ from cairn.pki import (
     PKIError,
     ReloadingChannelCredentials,
     ReloadingServerCredentials,
+    ReloadingSSLContext,
     TLSFiles,
     certificate_expiry,
 )
@@ -74,20 +75,16 @@ def client_credentials(config: ServeConfig) -> ReloadingServerCredentials | None
 
 
 def metrics_ssl_context(config: ServeConfig) -> ssl.SSLContext | None:
-    """TLS for https --listen-metrics-urls: the client TLS files and rules, as in etcd (read
-    once at start, unlike the gRPC ports' reloading credentials); None if all are http."""
+    """TLS for https --listen-metrics-urls: the client TLS files and rules, as in etcd, and
+    reloaded when the files change like the gRPC ports' credentials (etcd 3.4 too reloads
+    its certificates per handshake); None if every metrics URL is http."""
     files = config.client_tls
     if not _check(files, config.listen_metrics_urls, CLIENT_FLAGS, "metrics"):
         return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(files.cert_file, files.key_file)
-        if files.verifies_clients:
-            context.load_verify_locations(files.trusted_ca_file)
-            context.verify_mode = ssl.CERT_REQUIRED
-    except (OSError, ssl.SSLError) as error:
+        return ReloadingSSLContext(files, CLIENT_FLAGS).context
+    except PKIError as error:
         raise ConfigError(f"metrics TLS: {error}") from None
-    return context
 
 
 def add_client_port(

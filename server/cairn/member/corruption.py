@@ -19,18 +19,21 @@ Peers answer over the peer transport's `Forward` call (etcd uses its peer HTTP e
 only hashes of the same revision under the same compaction are compared, so revisions that
 move while the check runs cannot make a healthy cluster look corrupt.
 
-Hashing reads the whole history and blocks the member while it runs, as etcd's does: the
-interval should be hours in production (etcd recommends a couple of hours).
+Hashing reads the whole history, in chunks that let the member go on serving between them
+(cairn.member.hashing; etcd's blocks its backend while it runs), so it still costs a read of
+every record: the interval should be hours in production (etcd recommends a couple).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cairn.errors import ErrCompacted, ErrFutureRev, EtcdError
+from cairn.member import hashing
 from cairn.mvcc.store import MVCCStore
 from cairn.peer import PeerUnavailable, Transport
 from cairn.peer.sender import PeerState
@@ -67,23 +70,22 @@ class PeerHash:
     error: str = ""
 
 
-def local_hash(store: MVCCStore) -> LocalHash:
-    """Hash at the current revision; read in one go (no await), so the revision is the one
-    the hash covers."""
-    value, compact_rev = store.hash_kv(0)
-    return LocalHash(value, store.current_rev, compact_rev)
+async def local_hash(current_store: Callable[[], MVCCStore]) -> LocalHash:
+    """Hash at the current revision as it was when the hash (or its last restart) began."""
+    hashed = await hashing.hash_kv(current_store, 0)
+    return LocalHash(hashed.hash, hashed.revision, hashed.compact_revision)
 
 
-def answer_hash_kv(
-    store: MVCCStore, request: pb.HashKVRequest, header: pb.ResponseHeader
+async def answer_hash_kv(
+    current_store: Callable[[], MVCCStore], request: pb.HashKVRequest, header: pb.ResponseHeader
 ) -> ForwardedAnswer:
     """A member's answer to a peer asking for its hash (ErrCompacted / ErrFutureRev raise).
 
-    `header` is filled by the caller; its revision is this member's current one, which the
-    leader's check compares with its own.
+    `header` is filled by the caller before the hash; its revision is this member's current
+    one, which the leader's check compares with its own.
     """
-    value, compact_rev = store.hash_kv(request.revision)
-    response = pb.HashKVResponse(hash=value, compact_revision=compact_rev)
+    hashed = await hashing.hash_kv(current_store, request.revision)
+    response = pb.HashKVResponse(hash=hashed.hash, compact_revision=hashed.compact_revision)
     response.header.CopyFrom(header)
     return ForwardedAnswer(hash_kv=response)
 
@@ -135,7 +137,7 @@ async def initial_check(member: RaftMember) -> None:
     own = member.identity.member_id
     timeout = member.cluster.request_timeout_s
     log.info("%x: starting the initial corruption check (timeout %.1fs)", own, timeout)
-    mine = local_hash(member.store)
+    mine = await local_hash(lambda: member.store)
     mismatches = 0
     for peer in await peer_hashes(member.transport, mine.revision, timeout, connect=True):
         response = peer.response
@@ -216,11 +218,11 @@ def judge(leader: int, first: LocalHash, second: LocalHash, peers: list[PeerHash
 
 async def periodic_check_once(member: RaftMember) -> int | None:
     """One check on the leader; raises the CORRUPT alarm for the member judged corrupt."""
-    first = local_hash(member.store)
+    first = await local_hash(lambda: member.store)
     timeout = member.cluster.request_timeout_s
     peers = await peer_hashes(member.transport, first.revision, timeout)
     await member.linearizable_barrier()
-    second = local_hash(member.store)
+    second = await local_hash(lambda: member.store)
     culprit = judge(member.identity.member_id, first, second, peers)
     compared = sum(1 for p in peers if p.response is not None)
     if culprit is None:

@@ -110,7 +110,7 @@ from cairn.raft import (
     SnapshotMetadata,
 )
 from cairn.sealing import KeyFileError, Keyring, SealError, load_key_file
-from cairn.wal import WAL, SnapshotMarker
+from cairn.wal import WAL, Replay, SnapshotMarker
 from cairn.wal import Entry as WALEntry
 from cairn.wal import HardState as WALHardState
 
@@ -283,6 +283,19 @@ class RaftMember:
                     f"data dir {cfg.data_dir} belongs to member {self.identity.name!r}, "
                     f"not {cfg.name!r} (--name)"
                 )
+            if self._never_bootstrapped(replay) and not joining:
+                # The first start created the WAL and died before its first Ready saved the
+                # initial configuration (a bind failure, a kill): nothing was ever agreed or
+                # applied, so bootstrap again from --initial-cluster, under the same identity.
+                # Without this the member would restart knowing no voters and never elect.
+                voters = tuple(sorted(self.peers))
+                log.warning(
+                    "member %s (%x): its first start ended before the initial configuration "
+                    "was saved; bootstrapping it again from --initial-cluster (%d voters)",
+                    cfg.name,
+                    self.identity.member_id,
+                    len(voters),
+                )
             term = replay.hard_state.term if replay.hard_state is not None else 0
             marker = self._restore_marker(replay.snapshot, replay.entries, term)
             entries = replay.entries
@@ -401,6 +414,16 @@ class RaftMember:
     def _cluster_info(self) -> ClusterInfo:
         """This member's answer to a joining member's `Members` call on the peer transport."""
         return join.cluster_info(self.identity.cluster_id, self.membership.members())
+
+    def _never_bootstrapped(self, replay: Replay) -> bool:
+        """True for a data dir whose WAL holds nothing but its identity: no entry, no hard
+        state, no snapshot, and nothing applied."""
+        return (
+            not replay.entries
+            and replay.hard_state is None
+            and replay.snapshot is None
+            and self.store.applied_index == 0
+        )
 
     def _restore_marker(
         self, marker: SnapshotMarker | None, entries: list[WALEntry], term: int
@@ -969,7 +992,9 @@ class RaftMember:
                 # Any member answers for itself: the leader's corruption check asks everyone.
                 header = pb.ResponseHeader()
                 self.fill_header(header)
-                answer = corruption.answer_hash_kv(self.store, request.hash_kv, header)
+                answer = await corruption.answer_hash_kv(
+                    lambda: self.store, request.hash_kv, header
+                )
             elif request.WhichOneof("request") == "member_promote":
                 if not self.is_leader:
                     raise ErrNotLeader()
@@ -1429,13 +1454,21 @@ class RaftMember:
             raise ErrTimeout() from None
 
     async def range(self, request: pb.RangeRequest) -> pb.RangeResponse:
-        if not request.serializable:
-            await self.linearizable_barrier()
-        return self.applier.range(request)
+        started = time.monotonic()
+        try:
+            if not request.serializable:
+                await self.linearizable_barrier()
+            return self.applier.range(request)
+        finally:
+            self.stats.read_served_in(time.monotonic() - started)
 
     async def readonly_txn(self, request: pb.TxnRequest) -> pb.TxnResponse:
-        await self.linearizable_barrier()
-        return self.applier.readonly_txn(request)
+        started = time.monotonic()
+        try:
+            await self.linearizable_barrier()
+            return self.applier.readonly_txn(request)
+        finally:
+            self.stats.read_served_in(time.monotonic() - started)
 
     # ---- what responses carry --------------------------------------------------------
 

@@ -52,3 +52,13 @@ class MemberStats:
         self.observe_apply(seconds)
         if seconds > SLOW_APPLY_S:
             self.slow_apply_total += 1
+
+    def read_served_in(self, seconds: float) -> None:
+        """One read-only Range or Txn answered (or failed) ``seconds`` after it arrived.
+
+        etcd counts a slow one in etcd_server_slow_apply_total too ("read-only range" in its
+        "apply request took too long" warning), timed from its arrival, so a linearizable
+        read's wait for ReadIndex counts. It is not an apply, so it is not observed.
+        """
+        if seconds > SLOW_APPLY_S:
+            self.slow_apply_total += 1

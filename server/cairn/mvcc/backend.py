@@ -14,10 +14,13 @@ records as stored; `reseal` is the step the background re-encryption repeats.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import TypeAlias, TypeVar
 
 import google_crc32c
 import plyvel
@@ -37,8 +40,49 @@ _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
 
 
+# Records hashed between two yields to the event loop: about a millisecond of work, so a
+# hash of millions of records never holds up heartbeats or requests for long.
+HASH_CHUNK_RECORDS = 1000
+
+# A hash done in steps: yields between chunks of records, returns the result.
+T = TypeVar("T")
+HashSteps: TypeAlias = Generator[None, None, T]
+
+
 def meta_key(name: str) -> bytes:
     return META + name.encode()
+
+
+class HashInterrupted(Exception):
+    """What a hash in progress reads changed under it: its result would mix two states.
+
+    Raised at a step boundary when the database was replaced (an image swapped in, a
+    defragmentation, the member stopping) or, for HashKV, a compaction was applied. The
+    caller may start again on the state as it is now.
+    """
+
+
+def run_steps(steps: HashSteps[T]) -> T:
+    """All of a stepped hash at once, without yielding (for callers off the event loop)."""
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        return done.value
+    finally:
+        steps.close()
+
+
+async def run_steps_yielding(steps: HashSteps[T]) -> T:
+    """A stepped hash that lets every other task run between two chunks."""
+    try:
+        while True:
+            next(steps)
+            await asyncio.sleep(0)
+    except StopIteration as done:
+        return done.value
+    finally:
+        steps.close()
 
 
 class Backend:
@@ -118,11 +162,40 @@ class Backend:
         HashKV is the cross-member check. Sealed values are hashed as plaintext (a seal
         carries a random nonce, so the stored bytes differ on every write).
         """
+        return run_steps(self.hash_all_steps())
+
+    def hash_all_steps(self, chunk_records: int = HASH_CHUNK_RECORDS) -> HashSteps[int]:
+        """hash_all in steps of `chunk_records`, read from a LevelDB snapshot taken at the
+        first step: writes between steps do not change the result, a replaced database
+        raises HashInterrupted."""
+        db = self.db
         crc = google_crc32c.Checksum()
-        for key, value in self.db.iterator():
-            crc.update(key)
-            crc.update(self.open_value(key, value))
-        return int.from_bytes(crc.digest(), "big")
+        in_chunk = 0
+        with self.reading_snapshot(db) as snapshot, snapshot.iterator() as records:
+            for key, value in records:
+                crc.update(key)
+                crc.update(self.open_value(key, value))
+                in_chunk += 1
+                if in_chunk >= chunk_records:
+                    in_chunk = 0
+                    yield
+                    self.check_same_db(db)
+            return int.from_bytes(crc.digest(), "big")
+
+    @contextlib.contextmanager
+    def reading_snapshot(self, db: plyvel.DB) -> Iterator[plyvel.Snapshot]:
+        """A LevelDB snapshot of `db`, released afterwards (if `db` is still open)."""
+        snapshot = db.snapshot()
+        try:
+            yield snapshot
+        finally:
+            with contextlib.suppress(RuntimeError):  # closed with its database
+                snapshot.close()
+
+    def check_same_db(self, db: plyvel.DB) -> None:
+        """Raise HashInterrupted unless `db` is still this backend's open database."""
+        if self.db is not db or db.closed:
+            raise HashInterrupted("the database was replaced or closed")
 
     def copy_to(self, path: str, batch_bytes: int = 4 * 1024 * 1024) -> None:
         """Write every record into a fresh LevelDB at `path`, synced: a defragmented copy.

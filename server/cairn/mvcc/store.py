@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import google_crc32c
 
 from cairn.errors import ErrCompacted, ErrFutureRev
-from cairn.mvcc.backend import HISTORY, Backend, meta_key
+from cairn.mvcc.backend import (
+    HASH_CHUNK_RECORDS,
+    HISTORY,
+    Backend,
+    HashInterrupted,
+    HashSteps,
+    meta_key,
+    run_steps,
+)
 from cairn.mvcc.keyindex import KeyCheckpoint, KeyIndex
 from cairn.mvcc.lease import LeaseStore
 from cairn.mvcc.revision import Revision
@@ -42,6 +51,15 @@ class RangeResult:
     kvs: list[KeyValue]
     count: int
     rev: int
+
+
+class KVHash(NamedTuple):
+    """A HashKV answer: the hash, the compacted revision it was taken under, and the
+    revision it covers (the current one when 0 was asked for)."""
+
+    hash: int
+    compact_revision: int
+    revision: int
 
 
 @dataclass(slots=True)
@@ -166,8 +184,12 @@ class MVCCStore:
                 raise RuntimeError(f"history record for revision {rev} is missing from the backend")
         return KeyValue.FromString(record[1:])
 
-    def hash_kv(self, rev: int) -> tuple[int, int]:
-        """(hash, compact revision): CRC-32C over the history records a read at `rev` may use.
+    def hash_kv(self, rev: int) -> KVHash:
+        """HashKV at `rev` in one go (see hash_kv_steps): for callers off the event loop."""
+        return run_steps(self.hash_kv_steps(rev))
+
+    def hash_kv_steps(self, rev: int, chunk_records: int = HASH_CHUNK_RECORDS) -> HashSteps[KVHash]:
+        """CRC-32C over the history records a read at `rev` may use, in steps.
 
         `rev` 0 means the current revision; as in etcd, a revision at or below the compacted
         one is refused (ErrCompacted) and one above the current revision too (ErrFutureRev).
@@ -177,6 +199,14 @@ class MVCCStore:
         physical deletion got, and every member that applied the same entries (or received
         them in a snapshot image) gives the same value. That equality is what
         `etcdctl endpoint hashkv --cluster` checks.
+
+        The generator yields after every `chunk_records` records, so a member can hash
+        millions of records without stalling its heartbeats (run_steps_yielding). The
+        records come from a LevelDB snapshot taken at the first step, so writes in between
+        change nothing. Two things would: a compaction (it changes which old records the key
+        index still holds, and may compact `rev` itself) and a replaced database (an image
+        swapped in, a defragmentation); either raises HashInterrupted at the next step, and
+        the caller starts again on the state as it is then.
         """
         compact_rev = self.compact_rev
         if rev > 0 and rev <= compact_rev:
@@ -185,21 +215,33 @@ class MVCCStore:
             raise ErrFutureRev()
         if rev <= 0:
             rev = self.current_rev
+        db = self.backend.db
         # Seeded with the name of what is hashed, so an empty history does not hash to 0
         # (which proto3 would leave out of the response, and etcdctl out of its JSON).
         crc = google_crc32c.Checksum(b"history")
-        upper = Revision(rev + 1, 0).to_bytes()
-        for raw_rev, record in self.backend.scan(HISTORY):
-            if raw_rev >= upper:
-                break
-            revision = Revision.from_bytes(raw_rev)
-            if revision.main <= compact_rev:
-                key = KeyValue.FromString(record[1:]).key
-                if not self.index.holds(key, revision):
-                    continue
-            crc.update(raw_rev)
-            crc.update(record)
-        return int.from_bytes(crc.digest(), "big"), compact_rev
+        upper = HISTORY + Revision(rev + 1, 0).to_bytes()
+        in_chunk = 0
+        with (
+            self.backend.reading_snapshot(db) as snapshot,
+            snapshot.iterator(start=HISTORY, stop=upper) as records,
+        ):
+            for key, stored in records:
+                raw_rev = key[len(HISTORY) :]
+                record = self.backend.open_value(key, stored)
+                revision = Revision.from_bytes(raw_rev)
+                if revision.main > compact_rev or self.index.holds(
+                    KeyValue.FromString(record[1:]).key, revision
+                ):
+                    crc.update(raw_rev)
+                    crc.update(record)
+                in_chunk += 1
+                if in_chunk >= chunk_records:
+                    in_chunk = 0
+                    yield
+                    self.backend.check_same_db(db)
+                    if self.compact_rev != compact_rev:
+                        raise HashInterrupted(f"a compaction at revision {self.compact_rev}")
+        return KVHash(int.from_bytes(crc.digest(), "big"), compact_rev, rev)
 
     # ---- writes ------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from cairn.pki.store import Layout, init, issue_client, issue_member
 from cairn.pki.tls import (
     ReloadingChannelCredentials,
     ReloadingServerCredentials,
+    ReloadingSSLContext,
     TLSFiles,
     certificate_expiry,
     channel_credentials,
@@ -20,6 +21,7 @@ __all__ = [
     "Layout",
     "PKIError",
     "ReloadingChannelCredentials",
+    "ReloadingSSLContext",
     "ReloadingServerCredentials",
     "TLSFiles",
     "Validity",

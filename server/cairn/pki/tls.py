@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -158,6 +159,70 @@ class ReloadingServerCredentials:
             "reloaded TLS certificate %s and key %s", self.files.cert_file, self.files.key_file
         )
         return self._configuration(material)
+
+
+class ReloadingSSLContext:
+    """An ssl.SSLContext for a Python TLS server (the https metrics listener) whose key pair
+    and trusted CA follow the files on disk, like ReloadingServerCredentials for gRPC.
+
+    `context` is what the server is given; its SNI callback, which OpenSSL calls on every
+    ClientHello (with or without a server name, checked with OpenSSL 3.0), hands the
+    handshake the context built from the files as they are now. The files are stat'ed per
+    handshake and re-read only when they changed; a pair that does not parse or match keeps
+    the old context. The client-certificate rule (`verifies_clients`) comes from flags and
+    does not change, so every context built here has the same verify mode.
+    """
+
+    def __init__(self, files: TLSFiles, flags: tuple[str, str, str] = CLIENT_FLAGS) -> None:
+        self.files = files
+        self._flags = flags
+        self._paths = [p for p in (files.cert_file, files.key_file, files.trusted_ca_file) if p]
+        self._loaded = _signature(self._paths)
+        self.context = self._build()
+        self._current = self.context
+        self.reloads = 0
+        self._failed = ""
+        self.context.sni_callback = self._choose
+
+    def _build(self) -> ssl.SSLContext:
+        _load(self.files, self._flags)  # the gRPC side's checks and messages
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.files.cert_file, self.files.key_file)
+            if self.files.verifies_clients:
+                context.load_verify_locations(self.files.trusted_ca_file)
+                context.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError) as error:  # the files changed between two reads
+            raise PKIError(f"{self._flags[0]}/{self._flags[1]}: {error}") from None
+        return context
+
+    def current(self) -> ssl.SSLContext:
+        """The context for a new handshake: rebuilt if the files changed and load."""
+        try:
+            signature = _signature(self._paths)
+            if signature == self._loaded:
+                return self._current
+            # Taken before reading: a change while reading is seen, and loaded, next time.
+            self._current = self._build()
+            self._loaded = signature
+        except (OSError, PKIError) as error:
+            if str(error) != self._failed:
+                self._failed = str(error)
+                log.warning("TLS files changed but cannot be loaded (%s); keeping the old", error)
+            return self._current
+        self.reloads += 1
+        log.info(
+            "reloaded TLS certificate %s and key %s for the metrics listener",
+            self.files.cert_file,
+            self.files.key_file,
+        )
+        return self._current
+
+    def _choose(self, connection: ssl.SSLObject, server_name: str | None, _: object) -> None:
+        try:
+            connection.context = self.current()
+        except Exception:  # a raising callback would fail the handshake; keep serving
+            log.exception("TLS reload failed; keeping the old certificate")
 
 
 def channel_credentials(
