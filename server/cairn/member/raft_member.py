@@ -1433,17 +1433,12 @@ class RaftMember:
             self._reads.pop(ctx, None)
             self.stats.slow_read_indexes_total += 1
             raise ErrTimeout() from None
-        if self.store.applied_index < index:
-            applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._applied_waiters.append((index, applied))
-            try:
-                await asyncio.wait_for(applied, self.cluster.request_timeout_s)
-            except TimeoutError:
-                raise ErrTimeout() from None
+        await self.wait_applied(index)
 
     async def wait_applied(self, index: int) -> None:
-        """Wait until this member has applied `index` (a token issued through another member
-        names the index that created it); ErrTimeout after the request timeout."""
+        """Wait until this member has applied `index` (a ReadIndex round's index; a token
+        issued through another member names the index that created it); ErrTimeout after the
+        request timeout."""
         if self.store.applied_index >= index:
             return
         applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
