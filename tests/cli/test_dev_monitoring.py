@@ -4,17 +4,13 @@ Alertmanager when they are installed, prints their URLs, and stops them with the
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.cli.test_dev_tls import _free_base_port
+from tests.support.dev_cluster import free_base_port, running_dev
 from tests.support.monitoring import missing_binaries
 from tests.support.servers import free_port
 
@@ -34,22 +30,9 @@ def _get(url: str) -> dict:
 
 
 def test_dev_starts_prometheus_scraping_the_members_and_alertmanager(tmp_path: Path) -> None:
-    port, prom_port, am_port = _free_base_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "cairn", "dev", "--members", "1", "--client-port", str(port), "--dir", str(tmp_path / "c"), "--prometheus-port", str(prom_port), "--alertmanager-port", str(am_port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert dev.stdout is not None
-        banner = ""
-        while "stop: Ctrl-C" not in banner:
-            line = dev.stdout.readline()
-            assert line, banner
-            banner += line
+    port, prom_port, am_port = free_base_port(), free_port(), free_port()
+    flags = ["--prometheus-port", str(prom_port), "--alertmanager-port", str(am_port)]
+    with running_dev(tmp_path / "c", port, *flags) as banner:
         assert re.search(rf"Prometheus: http://127\.0\.0\.1:{prom_port}\b", banner), banner
         assert re.search(rf"Alertmanager: http://127\.0\.0\.1:{am_port}\b", banner), banner
         prometheus = f"http://127.0.0.1:{prom_port}"
@@ -66,9 +49,6 @@ def test_dev_starts_prometheus_scraping_the_members_and_alertmanager(tmp_path: P
         assert [s["metric"]["instance"] for s in up] == [f"127.0.0.1:{port + 2}"]
         targets = _get(f"{prometheus}/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
         assert [t["url"] for t in targets] == [f"http://127.0.0.1:{am_port}/api/v2/alerts"]
-    finally:
-        dev.send_signal(signal.SIGTERM)
-        dev.wait(timeout=30)
     for stopped_port in (prom_port, am_port):
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{stopped_port}/-/ready", timeout=2)

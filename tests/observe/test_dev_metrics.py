@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from tests.cluster.processes import free_port
 from tests.observe.exposition import fetch
+from tests.support.dev_cluster import running_dev
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -21,21 +18,7 @@ def test_dev_prints_a_metrics_url_per_member_that_serves_health_and_metrics(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "cairn", "dev", "--members", "1", "--client-port", str(port), "--dir", str(tmp_path / "c")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert dev.stdout is not None
-        banner = ""
-        while "stop: Ctrl-C" not in banner:
-            line = dev.stdout.readline()
-            assert line, banner
-            banner += line
+    with running_dev(tmp_path / "c", port) as banner:
         urls = re.findall(r"metrics (http://\S+)/metrics", banner)
         assert urls == [f"http://127.0.0.1:{port + 2}"], banner
         deadline = time.monotonic() + 30
@@ -51,6 +34,3 @@ def test_dev_prints_a_metrics_url_per_member_that_serves_health_and_metrics(
         status, body = fetch(f"{urls[0]}/metrics")
         assert status == 200
         assert "\netcd_server_has_leader 1.0\n" in body
-    finally:
-        dev.send_signal(signal.SIGTERM)
-        dev.wait(timeout=30)
