@@ -36,6 +36,7 @@ from cairn.mvcc.backend import ALARMS, MEMBERS, Backend, meta_key
 from cairn.mvcc.store import META_APPLIED_INDEX
 from cairn.raft import ConfState
 from cairn.wal import WAL, HardState, SnapshotMarker
+from cairn.wal.segment import fsync_dir
 
 log = logging.getLogger("cairn.restore")
 
@@ -126,7 +127,7 @@ def restore(config: RestoreConfig) -> tuple[Identity, BackupMeta]:
         _write_db(os.path.join(staging, "db"), backup, config)
         _write_wal(os.path.join(staging, "wal"), identity, _applied_index(backup.meta))
         os.rename(staging, member_dir)
-        _fsync_dir(config.data_dir)
+        fsync_dir(config.data_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created_data_dir:
@@ -182,11 +183,3 @@ def _write_wal(path: str, identity: Identity, applied: int) -> None:
         wal.save([], HardState(RESTORED_TERM, 0, applied))
     finally:
         wal.close()
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

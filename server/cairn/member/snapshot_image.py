@@ -33,6 +33,8 @@ from typing import Any
 
 import plyvel
 
+from cairn.wal.segment import fsync_dir
+
 MAGIC = b"CAIRNIMG"
 VERSION = 1
 _HEADER = struct.Struct(">8sIQ")
@@ -203,7 +205,7 @@ def swap_in(new_dir: str, db_dir: str) -> None:
         shutil.rmtree(old)
     os.rename(db_dir, old)
     os.rename(new_dir, db_dir)
-    _fsync_dir(os.path.dirname(db_dir) or ".")
+    fsync_dir(os.path.dirname(db_dir) or ".")
     shutil.rmtree(old)
 
 
@@ -231,11 +233,3 @@ def recover(db_dir: str) -> None:
         for name in os.listdir(parent or "."):
             if name.startswith(base + INCOMING):
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
